@@ -1,0 +1,125 @@
+"""``python -m bench``: run the store-and-forward workload through each system."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from bench.base import Params, System
+from bench.procs import raise_nofile
+from bench.report import render
+from bench.runner import ALL_PHASES, run_system
+
+QUICK = Params(users=200, messages=10_000, bc_users=1_000, conns=1_000, lat_seconds=1.0,
+               timeout=120.0)
+FULL = Params()
+SYSTEMS = ("mailslot", "mosquitto", "nats", "nats-always")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def make_system(name: str, workdir: Path, p: Params, args: argparse.Namespace) -> System:
+    wd = workdir / name
+    wd.mkdir(parents=True, exist_ok=True)
+    if name == "mailslot":
+        from bench.sys_mailslot import Mailslot
+
+        return Mailslot(wd, p, extra_args=shlex.split(args.mailslot_args or ""),
+                        profile=args.profile)
+    if name == "mosquitto":
+        from bench.sys_mqtt import Mosquitto
+
+        return Mosquitto(wd, p)
+    if name in ("nats", "nats-always"):
+        from bench.sys_nats import NatsJetStream
+
+        return NatsJetStream(wd, p, always=name == "nats-always")
+    raise SystemExit(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
+    mode.add_argument("--full", action="store_true", help="the issue's sizes (default)")
+    ap.add_argument("--systems", default=",".join(SYSTEMS),
+                    help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    ap.add_argument("--phases", default=",".join(ALL_PHASES),
+                    help="comma-separated subset of W1,W2,W3,W4,W5 (W1 and W2 run together)")
+    for f in fields(Params):
+        ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None,
+                        help=f"override (full default {f.default})")
+    ap.add_argument("--json", help="also write the JSON results here")
+    ap.add_argument("--markdown", help="also write the Markdown table here")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary data directories")
+    ap.add_argument("--mailslot-args", default="",
+                    help="extra arguments for `mailslot server` (quoted)")
+    ap.add_argument("--profile", choices=("none", "cprofile"), default="none",
+                    help="run the Mailslot server under cProfile (writes mailslot.prof)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    base = QUICK if args.quick else FULL
+    kw = asdict(base)
+    for f in fields(Params):
+        v = getattr(args, f.name)
+        if v is not None:
+            kw[f.name] = v
+    p = Params(**kw)
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    phases = tuple(x.strip().upper() for x in args.phases.split(",") if x.strip())
+    nofile = raise_nofile()
+    if p.conns + 200 > nofile:
+        print(f"warning: RLIMIT_NOFILE is {nofile}; W4 with {p.conns} connections may fail",
+              file=sys.stderr)
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    workdir = Path(tempfile.mkdtemp(prefix="mailslot-bench-"))
+    res: dict[str, Any] = {
+        "meta": {
+            "mode": "quick" if args.quick else "full",
+            "started": started,
+            "command": "python -m bench " + " ".join(shlex.quote(a) for a in
+                                                      (argv if argv is not None else
+                                                       sys.argv[1:])),
+            "cpus": os.cpu_count(),
+            "params": asdict(p),
+            "phases": phases,
+            "workdir": str(workdir),
+            "python": sys.version.split()[0],
+        },
+        "systems": [],
+    }
+    try:
+        for name in systems:
+            sysm = make_system(name, workdir, p, args)
+            res["systems"].append(run_system(sysm, phases))
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = started.replace(":", "").replace("-", "")
+    md = render(res)
+    out_json = RESULTS / f"bench-{stamp}.json"
+    out_md = RESULTS / f"bench-{stamp}.md"
+    out_json.write_text(json.dumps(res, indent=1))
+    out_md.write_text(md)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    if args.markdown:
+        Path(args.markdown).write_text(md)
+    print()
+    print(md)
+    print(f"results: {out_json} {out_md}")
+    ok = all(not s.get("errors") and all(v["ok"] for v in s.get("verify", {}).values())
+             for s in res["systems"])
+    return 0 if ok else 1
