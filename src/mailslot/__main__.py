@@ -1,0 +1,3 @@
+from mailslot.cli import main
+
+raise SystemExit(main())

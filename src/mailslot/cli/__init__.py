@@ -1,0 +1,66 @@
+"""The `mailslot` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mailslot import __version__
+from mailslot.cli import client_commands, server_command
+from mailslot.cli.common import UsageError, add_connection_options, server_address, tls_context
+from mailslot.client import MailslotError
+
+
+def _gui_client(args: argparse.Namespace) -> int:
+    from mailslot import gui
+
+    why_not = gui.available()
+    if why_not is not None:
+        raise UsageError(f"the client needs a desktop: {why_not}")
+    from mailslot.gui.client_app import run_client
+
+    server = None
+    if args.server:
+        host, port = server_address(args)
+        server = f"{host}:{port}"
+    return run_client(server, args.user, tls_context(args))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mailslot import gui
+
+    why_not = gui.available()
+    if why_not is not None:
+        raise UsageError(f"the demo needs a desktop: {why_not}")
+    from mailslot.gui.demo import run_demo
+
+    return run_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailslot",
+        description="Store-and-forward messages for small groups.",
+    )
+    parser.add_argument("--version", action="version", version=f"mailslot {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    server_command.register(subparsers)
+    client = subparsers.add_parser("client", help="open the desktop client")
+    add_connection_options(client)
+    client.set_defaults(run=_gui_client)
+    client_commands.register(subparsers)
+    demo = subparsers.add_parser("demo", help="a server dashboard and three clients, to try it")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+    except (UsageError, MailslotError) as error:
+        print(f"mailslot: {error}", file=sys.stderr)
+        return 2 if isinstance(error, UsageError) else 1

@@ -1,0 +1,85 @@
+"""What the client subcommands share: where the server is, who the user is, TLS."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import ssl
+import sys
+
+from mailslot.server.config import DEFAULT_PORT
+
+DEFAULT_SERVER = f"127.0.0.1:{DEFAULT_PORT}"
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; the message is the sentence to print."""
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """HOST:PORT, [IPv6]:PORT, or HOST alone (default port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise UsageError(f"{text!r} is not a server address (expected HOST:PORT)")
+    if not port_text:
+        return host, DEFAULT_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UsageError(f"{port_text!r} is not a port number (1–65535)")
+    return host, int(port_text)
+
+
+def add_connection_options(parser: argparse.ArgumentParser, *, needs_user: bool = True) -> None:
+    parser.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        help=f"server address (env MAILSLOT_SERVER; default {DEFAULT_SERVER})",
+    )
+    if needs_user:
+        parser.add_argument("--user", metavar="NAME", help="username (env MAILSLOT_USER)")
+    parser.add_argument(
+        "--tls", action="store_true", help="use TLS, verifying the server with the system CAs"
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="use TLS, trusting this CA certificate (env MAILSLOT_CA_FILE)",
+    )
+
+
+def server_address(args: argparse.Namespace) -> tuple[str, int]:
+    return parse_address(args.server or os.environ.get("MAILSLOT_SERVER") or DEFAULT_SERVER)
+
+
+def username(args: argparse.Namespace) -> str:
+    name = args.user or os.environ.get("MAILSLOT_USER")
+    if name:
+        return str(name)
+    if sys.stdin.isatty():
+        return input("Username: ")
+    raise UsageError("no username: pass --user NAME or set MAILSLOT_USER")
+
+
+def password(user: str) -> str:
+    secret = os.environ.get("MAILSLOT_PASSWORD")
+    if secret is not None:
+        return secret
+    if sys.stdin.isatty():
+        return getpass.getpass(f"Password for {user}: ")
+    raise UsageError("this server needs a password: set MAILSLOT_PASSWORD or run in a terminal")
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    ca_file = getattr(args, "ca_file", None) or os.environ.get("MAILSLOT_CA_FILE")
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
+    if getattr(args, "tls", False):
+        return ssl.create_default_context()
+    return None

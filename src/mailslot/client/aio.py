@@ -1,0 +1,294 @@
+"""The async client: one connection, requests matched to replies by id, pushed events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import ssl
+from collections.abc import Callable, Iterable, MutableSet
+from typing import Any
+
+from mailslot.client.errors import (
+    ConnectError,
+    ConnectionLost,
+    MailslotError,
+    error_from_reply,
+)
+from mailslot.client.models import (
+    Disconnected,
+    Event,
+    LoginResult,
+    Message,
+    SendResult,
+    ServerInfo,
+    UserInfo,
+    event_from_frame,
+)
+from mailslot.protocol import (
+    CLIENT_MAX_FRAME,
+    FrameTooLarge,
+    LineSplitter,
+    decode_frame,
+    encode,
+    parse_time,
+)
+
+EventListener = Callable[[Event], None]
+
+_CLOSING_REASONS = {
+    "shutdown": "the server shut down",
+    "idle": "the connection was idle too long",
+    "slow_consumer": "the client did not read fast enough",
+    "too_large": "a request was too large",
+    "malformed": "too many malformed requests",
+}
+
+
+class Client:
+    """Use `await Client.connect(host, port)`; every method may raise MailslotError."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        server_info: ServerInfo,
+        splitter: LineSplitter,
+        seen_ids: MutableSet[int] | None = None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.server_info = server_info
+        self.user: str | None = None
+        self._splitter = splitter
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._listeners: list[EventListener] = []
+        self._events: asyncio.Queue[Event] | None = None
+        # Message ids already handed to the application, so redelivery after a lost
+        # acknowledgement shows nothing twice; share the set across reconnects.
+        self._seen: MutableSet[int] = seen_ids if seen_ids is not None else set()
+        self._unacked_duplicates: set[int] = set()
+        self._closed_reason: str | None = None
+        self._reader_task = asyncio.create_task(self._read_loop(), name="mailslot-client-reader")
+
+    # -- connection ----------------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+        seen_ids: MutableSet[int] | None = None,
+    ) -> Client:
+        where = f"{host}:{port}"
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=ssl_context, limit=CLIENT_MAX_FRAME),
+                timeout,
+            )
+        except TimeoutError:
+            raise ConnectError(f"the server at {where} did not answer in time") from None
+        except ssl.SSLError as error:
+            raise ConnectError(f"TLS with {where} failed: {error.reason}") from None
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ConnectError(f"cannot reach the server at {where}: {reason}") from None
+        splitter = LineSplitter(CLIENT_MAX_FRAME)
+        try:
+            welcome = await asyncio.wait_for(_first_frame(reader, splitter), timeout)
+        except (TimeoutError, OSError, ValueError, FrameTooLarge) as error:
+            writer.close()
+            raise ConnectError(f"{where} does not speak the Mailslot protocol ({error})") from None
+        if welcome.get("ok") is False:
+            writer.close()
+            raise error_from_reply(welcome)
+        if welcome.get("event") != "welcome":
+            writer.close()
+            raise ConnectError(f"{where} does not speak the Mailslot protocol")
+        return cls(reader, writer, ServerInfo.from_welcome(welcome), splitter, seen_ids)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed_reason is not None
+
+    async def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(MailslotError, OSError):
+                await asyncio.wait_for(self._request({"op": "bye"}), 2)
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+        self._reader_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader_task
+        self._shut("closed")
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def login(
+        self, user: str, password: str | None = None, *, presence: bool = True
+    ) -> LoginResult:
+        frame: dict[str, Any] = {"op": "login", "user": user}
+        if password is not None:
+            frame["password"] = password
+        if not presence:
+            frame["presence"] = False
+        reply = await self._request(frame)
+        self.user = str(reply["user"])
+        return LoginResult(self.user, bool(reply.get("created")), int(reply.get("waiting", 0)))
+
+    async def users(self) -> list[UserInfo]:
+        reply = await self._request({"op": "users"})
+        return [UserInfo(str(u["name"]), bool(u["online"])) for u in reply["users"]]
+
+    async def send(
+        self, text: str, *, to: Iterable[str] = (), everyone: bool = False, many: bool = False
+    ) -> SendResult:
+        """To everyone, or to the names in `to` (mode "many" when more than one, or `many`)."""
+        names = list(to)
+        if everyone:
+            frame: dict[str, Any] = {"op": "send", "mode": "all", "text": text}
+        else:
+            mode = "many" if many or len(names) != 1 else "one"
+            frame = {"op": "send", "mode": mode, "to": names, "text": text}
+        reply = await self._request(frame)
+        return SendResult(int(reply["msg"]), parse_time(reply["at"]), int(reply["recipients"]))
+
+    async def fetch(self) -> list[Message]:
+        """Every waiting message not yet handed out by this client, oldest first.
+
+        Nothing is deleted on the server until `ack`; call it once the messages are safe.
+        """
+        fresh: list[Message] = []
+        after = 0
+        while True:
+            reply = await self._request({"op": "check", "after": after})
+            for item in reply["messages"]:
+                message = Message.from_wire(item)
+                after = max(after, message.id)
+                if message.id in self._seen:
+                    self._unacked_duplicates.add(message.id)
+                else:
+                    fresh.append(message)
+            if not reply.get("more"):
+                return fresh
+
+    async def ack(self, ids: Iterable[int]) -> int:
+        """Delete these messages on the server (and any redelivered duplicates)."""
+        ids = list(ids)
+        self._seen |= set(ids)
+        everything = list(dict.fromkeys([*ids, *self._unacked_duplicates]))
+        if not everything:
+            return 0
+        reply = await self._request({"op": "ack", "ids": everything})
+        self._unacked_duplicates.difference_update(everything)
+        return int(reply.get("deleted", 0))
+
+    async def check(self) -> list[Message]:
+        """fetch() then ack(): the new messages, deleted on the server."""
+        messages = await self.fetch()
+        await self.ack(m.id for m in messages)
+        return messages
+
+    async def ping(self) -> None:
+        await self._request({"op": "ping"})
+
+    # -- events ------------------------------------------------------------------------
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call `listener` for every push event, on the event loop's thread."""
+        self._listeners.append(listener)
+
+    async def next_event(self) -> Event:
+        if self._events is None:
+            self._events = asyncio.Queue()
+            if self.closed:
+                self._events.put_nowait(Disconnected(self._closed_reason or "closed"))
+        return await self._events.get()
+
+    def _emit(self, event: Event) -> None:
+        if self._events is not None:
+            self._events.put_nowait(event)
+        for listener in self._listeners:
+            listener(event)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _request(self, frame: dict[str, Any]) -> dict[str, Any]:
+        if self._closed_reason is not None:
+            raise ConnectionLost(f"not connected: {self._closed_reason}")
+        request_id = next(self._ids)
+        frame["id"] = request_id
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            self._writer.write(encode(frame))
+            await self._writer.drain()
+            reply = await future
+        except OSError as error:
+            raise ConnectionLost(f"connection lost: {error}") from None
+        finally:
+            self._pending.pop(request_id, None)
+        if reply.get("ok") is not True:
+            raise error_from_reply(reply)
+        return reply
+
+    async def _read_loop(self) -> None:
+        reason = "the server closed the connection"
+        try:
+            while True:
+                data = await self._reader.read(65_536)
+                if not data:
+                    break
+                for line in self._splitter.feed(data):
+                    reason = self._dispatch(decode_frame(line)) or reason
+        except (OSError, ssl.SSLError) as error:
+            reason = f"connection lost: {error}"
+        except (ValueError, FrameTooLarge) as error:
+            reason = f"the server sent an unreadable frame: {error}"
+            self._writer.close()
+        self._shut(reason)
+
+    def _dispatch(self, frame: dict[str, Any]) -> str | None:
+        """Route one frame; returns the server's closing reason if it announced one."""
+        if "event" in frame:
+            if frame["event"] == "closing":
+                code = str(frame.get("reason", ""))
+                return _CLOSING_REASONS.get(code, f"the server closed the connection ({code})")
+            event = event_from_frame(frame)
+            if event is not None:
+                self._emit(event)
+            return None
+        request_id = frame.get("id")
+        future = self._pending.get(request_id) if isinstance(request_id, int) else None
+        if future is not None and not future.done():
+            future.set_result(frame)
+        elif frame.get("ok") is False:
+            # An error without a request: the server is about to hang up (e.g. too_large).
+            return str(frame.get("message", "the server refused the connection"))
+        return None
+
+    def _shut(self, reason: str) -> None:
+        if self._closed_reason is not None:
+            return
+        self._closed_reason = reason
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionLost(reason))
+        self._emit(Disconnected(reason))
+
+
+async def _first_frame(reader: asyncio.StreamReader, splitter: LineSplitter) -> dict[str, Any]:
+    while True:
+        data = await reader.read(65_536)
+        if not data:
+            raise ConnectionResetError("closed before greeting")
+        lines = splitter.feed(data)
+        if lines:
+            if len(lines) > 1:
+                raise ValueError("unexpected frames before the greeting")
+            return decode_frame(lines[0])

@@ -1,0 +1,100 @@
+"""Typed exceptions mirroring the protocol's error codes; str() is a human sentence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailslot.protocol import ErrorCode
+
+
+class MailslotError(Exception):
+    code: str = "error"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class ConnectError(MailslotError):
+    code = "unreachable"
+
+
+class ConnectionLost(MailslotError):
+    code = "connection_lost"
+
+
+class ProtocolViolation(MailslotError):
+    """The server sent something this client cannot read."""
+
+    code = "protocol"
+
+
+def _error(name: str, code: ErrorCode) -> type[MailslotError]:
+    return type(name, (MailslotError,), {"code": str(code), "__module__": __name__})
+
+
+Malformed = _error("Malformed", ErrorCode.MALFORMED)
+UnknownOp = _error("UnknownOp", ErrorCode.UNKNOWN_OP)
+UnsupportedVersion = _error("UnsupportedVersion", ErrorCode.UNSUPPORTED_VERSION)
+NotLoggedIn = _error("NotLoggedIn", ErrorCode.NOT_LOGGED_IN)
+AlreadyLoggedIn = _error("AlreadyLoggedIn", ErrorCode.ALREADY_LOGGED_IN)
+InvalidUsername = _error("InvalidUsername", ErrorCode.INVALID_USERNAME)
+UsernameInUse = _error("UsernameInUse", ErrorCode.USERNAME_IN_USE)
+PasswordRequired = _error("PasswordRequired", ErrorCode.PASSWORD_REQUIRED)
+WrongPassword = _error("WrongPassword", ErrorCode.WRONG_PASSWORD)
+NoRecipients = _error("NoRecipients", ErrorCode.NO_RECIPIENTS)
+TooManyRecipients = _error("TooManyRecipients", ErrorCode.TOO_MANY_RECIPIENTS)
+TextTooLong = _error("TextTooLong", ErrorCode.TEXT_TOO_LONG)
+EmptyText = _error("EmptyText", ErrorCode.EMPTY_TEXT)
+TooLarge = _error("TooLarge", ErrorCode.TOO_LARGE)
+ServerBusy = _error("ServerBusy", ErrorCode.SERVER_BUSY)
+InternalError = _error("InternalError", ErrorCode.INTERNAL)
+
+
+class UnknownRecipient(MailslotError):
+    code = str(ErrorCode.UNKNOWN_RECIPIENT)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.extra.get("names", []))
+
+
+class RateLimited(MailslotError):
+    code = str(ErrorCode.RATE_LIMITED)
+
+    @property
+    def retry_after(self) -> float:
+        return float(self.extra.get("retry_after", 1.0))
+
+
+_BY_CODE: dict[str, type[MailslotError]] = {
+    cls.code: cls
+    for cls in (
+        Malformed,
+        UnknownOp,
+        UnsupportedVersion,
+        NotLoggedIn,
+        AlreadyLoggedIn,
+        InvalidUsername,
+        UsernameInUse,
+        PasswordRequired,
+        WrongPassword,
+        NoRecipients,
+        TooManyRecipients,
+        TextTooLong,
+        EmptyText,
+        TooLarge,
+        ServerBusy,
+        InternalError,
+        UnknownRecipient,
+        RateLimited,
+    )
+}
+
+
+def error_from_reply(reply: dict[str, Any]) -> MailslotError:
+    code = str(reply.get("error", "error"))
+    message = str(reply.get("message") or code.replace("_", " "))
+    extra = {k: v for k, v in reply.items() if k not in {"id", "ok", "error", "message"}}
+    return _BY_CODE.get(code, MailslotError)(message, **extra)

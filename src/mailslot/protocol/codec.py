@@ -1,0 +1,83 @@
+"""Line framing and JSON encoding, with no I/O (sans-IO)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+DEFAULT_MAX_FRAME = 65_536
+CLIENT_MAX_FRAME = 16 * 1024 * 1024
+
+
+class FrameTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"a frame may be at most {limit} bytes")
+        self.limit = limit
+
+
+class LineSplitter:
+    """Cuts a byte stream into frames at newlines, refusing frames above a size bound."""
+
+    __slots__ = ("_buffer", "_max_frame")
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._buffer = b""
+        self._max_frame = max_frame
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Every complete non-blank line in the stream so far, without its line ending.
+
+        Raises FrameTooLarge when a line (complete or not) exceeds the bound.
+        """
+        buffer = self._buffer + data if self._buffer else data
+        if b"\n" not in data:
+            self._buffer = buffer
+            self._check(buffer)
+            return []
+        *lines, self._buffer = buffer.split(b"\n")
+        self._check(self._buffer)
+        frames = []
+        for line in lines:
+            if len(line) >= self._max_frame:
+                raise FrameTooLarge(self._max_frame)
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line.strip():
+                frames.append(line)
+        return frames
+
+    def _check(self, partial: bytes) -> None:
+        if len(partial) >= self._max_frame:
+            raise FrameTooLarge(self._max_frame)
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+def encode(frame: dict[str, Any]) -> bytes:
+    return _encoder.encode(frame) + b"\n"
+
+
+def decode_frame(line: bytes) -> dict[str, Any]:
+    """Decode a frame from the server; raises ValueError when it is not a JSON object."""
+    try:
+        value = _decoder.decode(line)
+    except msgspec.DecodeError as error:
+        raise ValueError(f"invalid frame from server: {error}") from error
+    if not isinstance(value, dict):
+        raise ValueError("invalid frame from server: not an object")
+    return value
+
+
+def format_time(micros: int) -> str:
+    """A server timestamp (microseconds since the epoch, UTC) as ISO 8601 with 'Z'."""
+    seconds, fraction = divmod(micros, 1_000_000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{fraction:06d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -1,0 +1,32 @@
+"""Typed error codes of the wire protocol."""
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    MALFORMED = "malformed"
+    UNKNOWN_OP = "unknown_op"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    NOT_LOGGED_IN = "not_logged_in"
+    ALREADY_LOGGED_IN = "already_logged_in"
+    INVALID_USERNAME = "invalid_username"
+    USERNAME_IN_USE = "username_in_use"
+    PASSWORD_REQUIRED = "password_required"
+    WRONG_PASSWORD = "wrong_password"
+    UNKNOWN_RECIPIENT = "unknown_recipient"
+    NO_RECIPIENTS = "no_recipients"
+    TOO_MANY_RECIPIENTS = "too_many_recipients"
+    TEXT_TOO_LONG = "text_too_long"
+    EMPTY_TEXT = "empty_text"
+    TOO_LARGE = "too_large"
+    RATE_LIMITED = "rate_limited"
+    SERVER_BUSY = "server_busy"
+    INTERNAL = "internal"
+
+
+class CloseReason(StrEnum):
+    SHUTDOWN = "shutdown"
+    IDLE = "idle"
+    SLOW_CONSUMER = "slow_consumer"
+    TOO_LARGE = "too_large"
+    MALFORMED = "malformed"

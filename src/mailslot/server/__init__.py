@@ -1,0 +1,19 @@
+"""The Mailslot server: asyncio, one task per connection, no GUI toolkit (B7)."""
+
+from mailslot.server.config import DEFAULT_PORT, Limits, ServerConfig, default_data_dir
+from mailslot.server.core import MailslotServer, ServerSnapshot, UserRow
+from mailslot.server.events import EventFeed, ServerEvent
+from mailslot.server.thread import ServerThread
+
+__all__ = [
+    "DEFAULT_PORT",
+    "EventFeed",
+    "Limits",
+    "MailslotServer",
+    "ServerConfig",
+    "ServerEvent",
+    "ServerSnapshot",
+    "ServerThread",
+    "UserRow",
+    "default_data_dir",
+]

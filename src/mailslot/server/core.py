@@ -1,0 +1,246 @@
+"""The server: listener, presence, routing of pushes, idle sweep and clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mailslot import __version__
+from mailslot.protocol import CloseReason, ErrorCode, encode
+from mailslot.server.config import ServerConfig
+from mailslot.server.directory import Directory, UserState
+from mailslot.server.events import EventFeed
+from mailslot.server.session import Session, error_frame
+from mailslot.server.throttle import LoginThrottle
+from mailslot.store import SQLiteStore, Store, UserRecord
+
+log = logging.getLogger("mailslot.server")
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    name: str
+    online: bool
+    connected_since: datetime | None
+    last_seen: datetime | None
+    waiting: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSnapshot:
+    address: str
+    tls: bool
+    auth: str
+    started_at: datetime
+    users: list[UserRow]
+    online: int
+    known: int
+    waiting: int
+    delivered: int
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+class MailslotServer:
+    software = f"mailslot/{__version__}"
+
+    def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.store: Store = store if store is not None else SQLiteStore(config.database)
+        self.directory = Directory()
+        self.events = EventFeed()
+        self.login_throttle = LoginThrottle(config.limits.login_failures)
+        self.claims: dict[str, Session] = {}  # names logged in, or logging in, right now
+        self.sessions: set[Session] = set()
+        self.delivered = 0
+        self.started_at = datetime.now(UTC)
+        self.port = config.port
+        self._listener: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.port}"
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        _raise_open_file_limit()
+        await self.store.open()
+        waiting = await self.store.waiting_counts()
+        for record in await self.store.load_users():
+            self.directory.add(record, waiting.get(record.id, 0))
+        context = None
+        if self.config.tls_cert and self.config.tls_key:
+            context = tls_context(str(self.config.tls_cert), str(self.config.tls_key))
+        self._listener = await asyncio.start_server(
+            self._accept,
+            self.config.host,
+            self.config.port,
+            ssl=context,
+            limit=self.config.limits.max_frame,
+            backlog=1024,
+            ssl_handshake_timeout=10 if context else None,
+        )
+        self.port = self._listener.sockets[0].getsockname()[1]
+        self.started_at = datetime.now(UTC)
+        self._sweeper = asyncio.create_task(self._sweep_idle())
+        log.info(
+            "listening on %s (tls %s, auth %s, data %s, %d users known)",
+            self.address,
+            "on" if context else "off",
+            self.config.auth,
+            self.config.data_dir,
+            len(self.directory),
+        )
+        self.events.publish("listening", detail=self.address)
+
+    async def serve_forever(self) -> None:
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        if self._listener is not None:
+            self._listener.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for session in list(self.sessions):
+            await session.close(CloseReason.SHUTDOWN)
+        if self._tasks:
+            _, unfinished = await asyncio.wait(self._tasks, timeout=5)
+            for task in unfinished:
+                task.cancel()
+        await self.store.close()
+        log.info("stopped; %d users known", len(self.directory))
+        self.events.publish("stopped")
+        self._stopped.set()
+
+    # -- connections ---------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(self, reader, writer)
+        if len(self.sessions) >= self.config.limits.max_connections:
+            log.info("rejected %s: server busy", session.peer)
+            self.events.publish("rejected", peer=session.peer, detail=ErrorCode.SERVER_BUSY)
+            writer.write(
+                error_frame(None, ErrorCode.SERVER_BUSY, "the server is full; try again later")
+            )
+            writer.close()
+            return
+        self.sessions.add(session)
+        log.info("connection from %s", session.peer)
+        self.events.publish("connected", peer=session.peer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await session.run()
+        finally:
+            self._tasks.discard(task)
+
+    def logged_in(self, session: Session, created: bool) -> None:
+        state = session.user
+        assert state is not None
+        state.session = session
+        state.connected_since = datetime.now(UTC)
+        log.info("login %r from %s%s", state.name, session.peer, " (new user)" if created else "")
+        self.events.publish("login", user=state.name, peer=session.peer)
+        self._broadcast({"event": "online", "user": state.name}, session)
+
+    async def disconnected(self, session: Session) -> None:
+        self.sessions.discard(session)
+        state = session.user
+        reason = session.close_reason or "closed"
+        if state is None:
+            log.info("disconnect %s (%s)", session.peer, reason)
+            self.events.publish("disconnected", peer=session.peer, detail=reason)
+            return
+        if self.claims.get(state.record.key) is session:
+            del self.claims[state.record.key]
+        state.session = None
+        state.connected_since = None
+        state.last_seen = datetime.now(UTC)
+        log.info("disconnect %r %s (%s)", state.name, session.peer, reason)
+        self.events.publish("disconnected", user=state.name, peer=session.peer, detail=reason)
+        self._broadcast({"event": "offline", "user": state.name}, session)
+
+    def _broadcast(self, event: dict[str, str], sender: Session) -> None:
+        frame = encode(event)
+        for state in self.directory.online():
+            session = state.session
+            if session is not None and session is not sender and session.presence:
+                session.push(frame)
+
+    # -- routing ---------------------------------------------------------------------
+
+    def user_created(self, record: UserRecord) -> UserState:
+        state = self.directory.add(record)
+        log.info("new user %r", record.name)
+        self.events.publish("user_created", user=record.name)
+        return state
+
+    def delivered_to_queues(self, sender: UserState, recipients: list[UserState]) -> None:
+        for state in recipients:
+            state.waiting += 1
+            if state.session is not None:
+                state.session.push(encode({"event": "mail", "waiting": state.waiting}))
+        if self.events.watched:
+            self.events.publish("enqueued", user=sender.name, count=len(recipients))
+        log.debug("%r sent a message to %d recipients", sender.name, len(recipients))
+
+    def acknowledged(self, state: UserState, count: int) -> None:
+        if not count:
+            return
+        state.waiting = max(0, state.waiting - count)
+        self.delivered += count
+        self.events.publish("delivered", user=state.name, count=count)
+
+    # -- for the dashboard ---------------------------------------------------------
+
+    def snapshot(self) -> ServerSnapshot:
+        rows = [
+            UserRow(s.name, s.online, s.connected_since, s.last_seen, s.waiting)
+            for s in self.directory.sorted()
+        ]
+        return ServerSnapshot(
+            address=self.address,
+            tls=bool(self.config.tls_cert),
+            auth=self.config.auth,
+            started_at=self.started_at,
+            users=rows,
+            online=sum(1 for row in rows if row.online),
+            known=len(rows),
+            waiting=sum(row.waiting for row in rows),
+            delivered=self.delivered,
+        )
+
+    async def _sweep_idle(self) -> None:
+        timeout = self.config.limits.idle_timeout
+        while True:
+            await asyncio.sleep(max(0.2, min(timeout / 4, 30.0)))
+            deadline = time.monotonic() - timeout
+            for session in list(self.sessions):
+                if session.last_activity < deadline:
+                    with contextlib.suppress(Exception):
+                        await session.close(CloseReason.IDLE)
+
+
+def _raise_open_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -1,0 +1,448 @@
+"""One client connection: its own task, its login, and its requests in order.
+
+Requests are handled in arrival order. A request that needs the store hands
+its job over at once and its reply is written when the job's commit is done,
+so a client that pipelines many sends gets them committed together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from mailslot.protocol import (
+    PROTOCOL_VERSIONS,
+    Ack,
+    BadFrame,
+    Bye,
+    Check,
+    CloseReason,
+    ErrorCode,
+    FrameTooLarge,
+    Hello,
+    InvalidName,
+    LineSplitter,
+    Login,
+    Ping,
+    Request,
+    Send,
+    Users,
+    decode_request,
+    display_name,
+    encode,
+    format_time,
+    name_key,
+)
+from mailslot.server.directory import UserState
+from mailslot.server.passwords import hash_password, verify_password
+from mailslot.server.throttle import TokenBucket
+from mailslot.store import Batch
+
+if TYPE_CHECKING:
+    from mailslot.server.core import MailslotServer
+
+log = logging.getLogger("mailslot.server")
+
+READ_SIZE = 65_536
+MAX_MALFORMED_IN_A_ROW = 10
+WRITE_HIGH_WATER = 64 * 1024
+
+
+class Refusal(Exception):
+    """A request that fails with a typed error; the connection goes on."""
+
+    def __init__(self, code: ErrorCode, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.extra = extra
+
+
+class _Pending:
+    """A reply that waits for the store: the job's future and how to turn its result
+    into the reply frame."""
+
+    __slots__ = ("finish", "future", "request_id")
+
+    def __init__(
+        self, request_id: int | None, future: Awaitable[Any], finish: Callable[[Any], bytes]
+    ) -> None:
+        self.request_id = request_id
+        self.future = future
+        self.finish = finish
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def error_frame(request_id: int | None, code: ErrorCode, message: str, **extra: Any) -> bytes:
+    return encode({"id": request_id, "ok": False, "error": code, "message": message, **extra})
+
+
+class Session:
+    def __init__(
+        self,
+        server: MailslotServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.transport = writer.transport
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.user: UserState | None = None
+        self.presence = True
+        self.last_activity = time.monotonic()
+        self.close_reason: str | None = None
+        limits = server.config.limits
+        self._bucket = TokenBucket(limits.rate_per_second, limits.rate_burst)
+        self._malformed_in_a_row = 0
+
+    # -- the connection's task -------------------------------------------------
+
+    async def run(self) -> None:
+        limits = self.server.config.limits
+        self.push(
+            encode(
+                {
+                    "event": "welcome",
+                    "server": self.server.software,
+                    "versions": list(PROTOCOL_VERSIONS),
+                    "auth": self.server.config.auth,
+                    "limits": {
+                        "max_frame": limits.max_frame,
+                        "max_text": limits.max_text,
+                        "max_recipients": limits.max_recipients,
+                        "max_batch": limits.max_batch,
+                    },
+                }
+            )
+        )
+        splitter = LineSplitter(limits.max_frame)
+        try:
+            while self.close_reason is None:
+                data = await self.reader.read(READ_SIZE)
+                if not data:
+                    self.close_reason = self.close_reason or "closed by client"
+                    break
+                self.last_activity = time.monotonic()
+                try:
+                    lines = splitter.feed(data)
+                except FrameTooLarge as error:
+                    self.write(error_frame(None, ErrorCode.TOO_LARGE, str(error), max=error.limit))
+                    await self.close(CloseReason.TOO_LARGE)
+                    break
+                await self._answer(lines)
+                await self.writer.drain()
+        except (ConnectionError, OSError) as error:
+            self.close_reason = self.close_reason or f"connection lost ({error.__class__.__name__})"
+        finally:
+            await self.server.disconnected(self)
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    async def _answer(self, lines: list[bytes]) -> None:
+        replies: list[bytes | _Pending] = []
+        for line in lines:
+            request = decode_request(line)
+            if isinstance(request, BadFrame):
+                self._malformed_in_a_row += 1
+                replies.append(error_frame(request.id, request.code, request.message))
+                if self._malformed_in_a_row >= MAX_MALFORMED_IN_A_ROW:
+                    await self._flush(replies)
+                    await self.close(CloseReason.MALFORMED)
+                    return
+                continue
+            self._malformed_in_a_row = 0
+            try:
+                replies.append(await self._handle(request))
+            except Refusal as refusal:
+                replies.append(error_frame(request.id, refusal.code, str(refusal), **refusal.extra))
+            if isinstance(request, Bye):
+                break
+        await self._flush(replies)
+        if self.close_reason == "bye":
+            await self.close()
+
+    async def _flush(self, replies: list[bytes | _Pending]) -> None:
+        """Write the replies in request order, each store-bound one once its commit is done."""
+        ready: list[bytes] = []
+        for reply in replies:
+            if isinstance(reply, bytes):
+                ready.append(reply)
+                continue
+            try:
+                result = await reply.future
+            except Exception as error:
+                log.error("store failure for %s: %s", self.peer, error)
+                ready.append(
+                    error_frame(
+                        reply.request_id,
+                        ErrorCode.INTERNAL,
+                        "the server could not store this; nothing was changed",
+                    )
+                )
+            else:
+                ready.append(reply.finish(result))
+        self.write(b"".join(ready))
+
+    # -- output ----------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if data and not self.transport.is_closing():
+            self.writer.write(data)
+
+    def push(self, frame: bytes) -> None:
+        """An event for this client; a client that lets events pile up is dropped (B8)."""
+        if self.transport.is_closing():
+            return
+        limit = self.server.config.limits.max_output_buffer
+        if self.transport.get_write_buffer_size() + len(frame) > limit:
+            self.close_reason = CloseReason.SLOW_CONSUMER
+            log.info("dropping %s: output buffer over %d bytes", self.peer, limit)
+            self.transport.abort()
+            return
+        self.writer.write(frame)
+
+    async def close(self, reason: str | None = None) -> None:
+        if reason is not None:
+            self.close_reason = reason
+            self.write(encode({"event": "closing", "reason": reason}))
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    # -- requests ----------------------------------------------------------------
+
+    async def _handle(self, request: Request) -> bytes | _Pending:
+        if not isinstance(request, Ping | Bye):
+            wait = self._bucket.take()
+            if wait:
+                raise Refusal(
+                    ErrorCode.RATE_LIMITED,
+                    f"too many requests; retry in {wait:.1f} seconds",
+                    retry_after=round(wait, 3),
+                )
+        match request:
+            case Send():
+                return self._send(request)
+            case Check():
+                return self._check(request)
+            case Ack():
+                return self._ack(request)
+            case Users():
+                return self._users(request)
+            case Login():
+                return await self._login(request)
+            case Hello():
+                return self._hello(request)
+            case Ping():
+                return encode({"id": request.id, "ok": True, "pong": True})
+            case Bye():
+                self.close_reason = "bye"
+                return encode({"id": request.id, "ok": True, "bye": True})
+        raise AssertionError(f"unhandled request {request!r}")
+
+    def _me(self) -> UserState:
+        if self.user is None:
+            raise Refusal(ErrorCode.NOT_LOGGED_IN, "log in first")
+        return self.user
+
+    def _hello(self, request: Hello) -> bytes:
+        if request.version not in PROTOCOL_VERSIONS:
+            raise Refusal(
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"protocol version {request.version} is not supported",
+                versions=list(PROTOCOL_VERSIONS),
+            )
+        return encode({"id": request.id, "ok": True, "version": request.version})
+
+    async def _login(self, request: Login) -> bytes:
+        server = self.server
+        if self.user is not None:
+            raise Refusal(ErrorCode.ALREADY_LOGGED_IN, f"already logged in as {self.user.name!r}")
+        try:
+            name = display_name(request.user)
+            key = name_key(request.user)
+        except InvalidName as error:
+            self._rejected(ErrorCode.INVALID_USERNAME, request.user)
+            raise Refusal(ErrorCode.INVALID_USERNAME, str(error)) from None
+        retry = server.login_throttle.retry_after(key)
+        if retry:
+            self._rejected(ErrorCode.RATE_LIMITED, name)
+            raise Refusal(
+                ErrorCode.RATE_LIMITED,
+                f"too many wrong passwords for {name!r}; retry in {retry:.0f} seconds",
+                retry_after=round(retry, 3),
+            )
+        if key in server.claims:
+            self._rejected(ErrorCode.USERNAME_IN_USE, name)
+            raise Refusal(ErrorCode.USERNAME_IN_USE, f"username {name!r} is in use")
+        server.claims[key] = self  # held across the awaits below, so a racing login sees it
+        try:
+            state, created = await self._authenticate(key, name, request.password)
+        except BaseException:
+            del server.claims[key]
+            raise
+        if self.transport.is_closing():  # gone while the password was checked
+            del server.claims[key]
+            return b""
+        self.user = state
+        self.presence = request.presence
+        server.logged_in(self, created)
+        reply = encode(
+            {
+                "id": request.id,
+                "ok": True,
+                "user": state.name,
+                "created": created,
+                "waiting": state.waiting,
+            }
+        )
+        if state.waiting:
+            reply += encode({"event": "mail", "waiting": state.waiting})
+        return reply
+
+    async def _authenticate(
+        self, key: str, name: str, password: str | None
+    ) -> tuple[UserState, bool]:
+        server = self.server
+        state = server.directory.by_key.get(key)
+        password_hash: str | None = None
+        if server.config.auth == "password":
+            if not password:
+                self._rejected(ErrorCode.PASSWORD_REQUIRED, name)
+                raise Refusal(ErrorCode.PASSWORD_REQUIRED, "this server requires a password")
+            loop = asyncio.get_running_loop()
+            if state is not None and state.record.password_hash is not None:
+                matches = await loop.run_in_executor(
+                    None, verify_password, password, state.record.password_hash
+                )
+                if not matches:
+                    server.login_throttle.failed(key)
+                    self._rejected(ErrorCode.WRONG_PASSWORD, state.name)
+                    raise Refusal(ErrorCode.WRONG_PASSWORD, f"wrong password for {state.name!r}")
+                server.login_throttle.succeeded(key)
+            elif state is None:
+                password_hash = await loop.run_in_executor(None, hash_password, password)
+        if state is not None:
+            return state, False
+        record = await server.store.create_user(key, name, password_hash, now_micros())
+        return server.user_created(record), True
+
+    def _rejected(self, code: ErrorCode, name: str) -> None:
+        log.info("rejected %s as %r: %s", self.peer, name, code)
+        self.server.events.publish("rejected", user=name, peer=self.peer, detail=code)
+
+    def _users(self, request: Users) -> bytes:
+        self._me()
+        users = [
+            {"name": state.name, "online": state.session is not None}
+            for state in self.server.directory.sorted()
+        ]
+        return encode({"id": request.id, "ok": True, "users": users})
+
+    def _send(self, request: Send) -> _Pending:
+        me = self._me()
+        limits = self.server.config.limits
+        text = request.text
+        if not text.strip():
+            raise Refusal(ErrorCode.EMPTY_TEXT, "the message is empty")
+        if len(text) > limits.max_text:
+            raise Refusal(
+                ErrorCode.TEXT_TOO_LONG,
+                f"the message has {len(text)} characters; the limit is {limits.max_text}",
+                max=limits.max_text,
+            )
+        recipients = self._recipients(me, request)
+        at = now_micros()
+        future = self.server.store.enqueue(me.name, [s.record.id for s in recipients], text, at)
+
+        def sent(message_id: int) -> bytes:
+            self.server.delivered_to_queues(me, recipients)
+            return encode(
+                {
+                    "id": request.id,
+                    "ok": True,
+                    "msg": message_id,
+                    "at": format_time(at),
+                    "recipients": len(recipients),
+                }
+            )
+
+        return _Pending(request.id, future, sent)
+
+    def _recipients(self, me: UserState, request: Send) -> list[UserState]:
+        directory = self.server.directory
+        if request.mode == "all":
+            everyone = [state for state in directory.by_key.values() if state is not me]
+            if not everyone:
+                raise Refusal(ErrorCode.NO_RECIPIENTS, "nobody else has used this server yet")
+            return everyone
+        names = request.to
+        if not names:
+            raise Refusal(ErrorCode.NO_RECIPIENTS, "name at least one recipient")
+        if request.mode == "one" and len(names) > 1:
+            raise Refusal(ErrorCode.TOO_MANY_RECIPIENTS, "mode 'one' takes exactly one recipient")
+        limit = self.server.config.limits.max_recipients
+        if len(names) > limit:
+            raise Refusal(
+                ErrorCode.TOO_MANY_RECIPIENTS,
+                f"{len(names)} recipients; the limit is {limit}",
+                max=limit,
+            )
+        found: dict[str, UserState] = {}
+        unknown: list[str] = []
+        for name in names:
+            try:
+                state = directory.by_key.get(name_key(name))
+            except InvalidName:
+                state = None
+            if state is None:
+                unknown.append(name)
+            else:
+                found[state.record.key] = state
+        if unknown:
+            listed = ", ".join(repr(name) for name in unknown)
+            noun = "user" if len(unknown) == 1 else "users"
+            raise Refusal(ErrorCode.UNKNOWN_RECIPIENT, f"unknown {noun} {listed}", names=unknown)
+        return list(found.values())
+
+    def _check(self, request: Check) -> _Pending:
+        me = self._me()
+        limit = self.server.config.limits.max_batch
+        if request.limit is not None and request.limit > 0:
+            limit = min(limit, request.limit)
+
+        def fetched(batch: Batch) -> bytes:
+            messages = [
+                {"id": m.id, "from": m.sender, "at": format_time(m.received_at), "text": m.text}
+                for m in batch.messages
+            ]
+            return encode(
+                {
+                    "id": request.id,
+                    "ok": True,
+                    "messages": messages,
+                    "more": batch.more,
+                    "none": not messages,
+                }
+            )
+
+        future = self.server.store.fetch(me.record.id, limit, request.after)
+        return _Pending(request.id, future, fetched)
+
+    def _ack(self, request: Ack) -> _Pending:
+        me = self._me()
+
+        def deleted(count: int) -> bytes:
+            self.server.acknowledged(me, count)
+            return encode({"id": request.id, "ok": True, "deleted": count, "waiting": me.waiting})
+
+        ids = list(dict.fromkeys(request.ids))
+        return _Pending(request.id, self.server.store.ack(me.record.id, ids), deleted)

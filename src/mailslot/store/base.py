@@ -1,0 +1,71 @@
+"""The storage interface the server depends on; every implementation keeps it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    key: str  # NFKC + casefold: identity
+    name: str  # spelling at first use: display
+    password_hash: str | None
+    created_at: int  # microseconds since the epoch, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    sender: str
+    received_at: int  # microseconds since the epoch, UTC
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    messages: list[StoredMessage]
+    more: bool
+
+
+class Store(Protocol):
+    """Users, credentials and persistent per-user queues.
+
+    Every write is durable when its coroutine returns: callers acknowledge
+    to clients only after that. Implementations may group concurrent writes
+    into one commit.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def load_users(self) -> list[UserRecord]: ...
+
+    async def waiting_counts(self) -> dict[int, int]:
+        """Messages waiting per user id, for users with any."""
+        ...
+
+    async def create_user(
+        self, key: str, name: str, password_hash: str | None, at: int
+    ) -> UserRecord: ...
+
+    # The hot-path operations return awaitables rather than being coroutines, so
+    # a connection can hand many pipelined requests to the store before awaiting
+    # any, and they share one commit.
+
+    def enqueue(
+        self, sender: str, recipient_ids: Sequence[int], text: str, at: int
+    ) -> Awaitable[int]:
+        """Store the text once and queue it for every recipient; the message id."""
+        ...
+
+    def fetch(self, user_id: int, limit: int, after: int = 0) -> Awaitable[Batch]:
+        """The oldest `limit` messages in the user's queue with ids above `after`."""
+        ...
+
+    def ack(self, user_id: int, message_ids: Sequence[int]) -> Awaitable[int]:
+        """Delete these messages from the user's queue; how many were there."""
+        ...

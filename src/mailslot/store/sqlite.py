@@ -1,0 +1,260 @@
+"""The embedded store: one SQLite file, one writer thread, group commit.
+
+Every operation becomes a job for a dedicated database thread. The thread
+takes all jobs waiting at that moment, runs each inside its own savepoint,
+commits the lot with one fsync (WAL, synchronous=FULL) and only then
+resolves the callers' futures. Concurrent senders therefore share commits,
+and nothing is acknowledged before it is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mailslot.store.base import Batch, StoredMessage, UserRecord
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MAX_JOBS_PER_COMMIT = 5_000
+
+_SCHEMA = """
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    password_hash TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    sender TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    refs INTEGER NOT NULL
+);
+CREATE TABLE queue (
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    message_id INTEGER NOT NULL REFERENCES messages(id),
+    PRIMARY KEY (user_id, message_id)
+) WITHOUT ROWID;
+"""
+
+T = TypeVar("T")
+_Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+
+
+class StoreError(Exception):
+    """The database refused an operation; the operation had no effect."""
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._open_error: BaseException | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name="mailslot-sqlite", daemon=True)
+        self._thread.start()
+        await asyncio.get_running_loop().run_in_executor(None, self._ready.wait)
+        if self._open_error is not None:
+            raise StoreError(f"cannot open {self.path}: {self._open_error}")
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        self._jobs.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        self._thread = None
+
+    # -- the interface -----------------------------------------------------
+
+    async def load_users(self) -> list[UserRecord]:
+        def load(db: sqlite3.Connection) -> list[UserRecord]:
+            rows = db.execute(
+                "SELECT id, key, name, password_hash, created_at FROM users ORDER BY id"
+            )
+            return [UserRecord(*row) for row in rows]
+
+        return await self._submit(load)
+
+    async def waiting_counts(self) -> dict[int, int]:
+        def count(db: sqlite3.Connection) -> dict[int, int]:
+            rows = db.execute("SELECT user_id, count(*) FROM queue GROUP BY user_id")
+            return dict(rows.fetchall())
+
+        return await self._submit(count)
+
+    async def create_user(
+        self, key: str, name: str, password_hash: str | None, at: int
+    ) -> UserRecord:
+        def create(db: sqlite3.Connection) -> UserRecord:
+            cursor = db.execute(
+                "INSERT INTO users (key, name, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                (key, name, password_hash, at),
+            )
+            assert cursor.lastrowid is not None
+            return UserRecord(cursor.lastrowid, key, name, password_hash, at)
+
+        return await self._submit(create)
+
+    def enqueue(
+        self, sender: str, recipient_ids: Sequence[int], text: str, at: int
+    ) -> asyncio.Future[int]:
+        def insert(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "INSERT INTO messages (sender, received_at, text, refs) VALUES (?, ?, ?, ?)",
+                (sender, at, text, len(recipient_ids)),
+            )
+            message_id = cursor.lastrowid
+            assert message_id is not None
+            if len(recipient_ids) == 1:
+                db.execute(
+                    "INSERT INTO queue (user_id, message_id) VALUES (?, ?)",
+                    (recipient_ids[0], message_id),
+                )
+            else:
+                db.executemany(
+                    "INSERT INTO queue (user_id, message_id) VALUES (?, ?)",
+                    [(user_id, message_id) for user_id in recipient_ids],
+                )
+            return message_id
+
+        return self._submit(insert)
+
+    def fetch(self, user_id: int, limit: int, after: int = 0) -> asyncio.Future[Batch]:
+        def select(db: sqlite3.Connection) -> Batch:
+            rows = db.execute(
+                "SELECT m.id, m.sender, m.received_at, m.text FROM queue q"
+                " JOIN messages m ON m.id = q.message_id"
+                " WHERE q.user_id = ? AND q.message_id > ? ORDER BY q.message_id LIMIT ?",
+                (user_id, after, limit + 1),
+            ).fetchall()
+            messages = [StoredMessage(*row) for row in rows[:limit]]
+            return Batch(messages, more=len(rows) > limit)
+
+        return self._submit(select)
+
+    def ack(self, user_id: int, message_ids: Sequence[int]) -> asyncio.Future[int]:
+        def delete(db: sqlite3.Connection) -> int:
+            deleted = [
+                row[0]
+                for message_id in message_ids
+                for row in db.execute(
+                    "DELETE FROM queue WHERE user_id = ? AND message_id = ? RETURNING message_id",
+                    (user_id, message_id),
+                )
+            ]
+            if deleted:
+                db.executemany(
+                    "UPDATE messages SET refs = refs - 1 WHERE id = ?",
+                    [(message_id,) for message_id in deleted],
+                )
+                db.executemany(
+                    "DELETE FROM messages WHERE id = ? AND refs <= 0",
+                    [(message_id,) for message_id in deleted],
+                )
+            return len(deleted)
+
+        return self._submit(delete)
+
+    # -- the database thread -------------------------------------------------
+
+    def _submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        if self._thread is None:
+            future.set_exception(StoreError("the store is closed"))
+        else:
+            self._jobs.put((job, future))
+        return future
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = OFF")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        elif version != SCHEMA_VERSION:
+            raise StoreError(
+                f"the data file has schema version {version}; this Mailslot knows {SCHEMA_VERSION}"
+            )
+        return db
+
+    def _run(self) -> None:
+        try:
+            db = self._connect()
+        except Exception as error:  # reported to open()
+            self._open_error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is None:
+                    break
+                batch = [first]
+                stop = False
+                while len(batch) < MAX_JOBS_PER_COMMIT:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        stop = True
+                        break
+                    batch.append(job)
+                self._run_batch(db, batch)
+                if stop:
+                    break
+        finally:
+            db.close()
+
+    def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for job, future in batch:
+                db.execute("SAVEPOINT job")
+                try:
+                    result = job(db)
+                except sqlite3.Error as error:
+                    db.execute("ROLLBACK TO job")
+                    outcomes.append((future, False, StoreError(str(error))))
+                else:
+                    outcomes.append((future, True, result))
+                db.execute("RELEASE job")
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            log.error("commit of %d jobs failed: %s", len(batch), error)
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            failure = StoreError(f"the database could not commit: {error}")
+            outcomes = [(future, False, failure) for _, future in batch]
+        if outcomes:
+            outcomes[0][0].get_loop().call_soon_threadsafe(_resolve, outcomes)
+
+
+def _resolve(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, succeeded, value in outcomes:
+        if future.cancelled():
+            continue
+        if succeeded:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
