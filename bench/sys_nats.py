@@ -1,0 +1,417 @@
+"""NATS JetStream through nats-py (plus raw sockets for W4's idle connections).
+
+A user's queue is a durable pull consumer with explicit acks on a file-backed
+work-queue stream ``MAIL`` (subjects ``user.*``, one filter subject per user);
+an acknowledged message is removed from the stream, as in Mailslot. A send is
+a JetStream publish counted when its PubAck arrives. A drain is a pull request
+with ``no_wait`` (the "check") answered by the waiting messages, each acked.
+
+Broadcast (W3) is one publish to subject ``bcast`` on a second stream
+``BCAST`` with interest retention and one durable consumer per user: the text
+is stored once and removed when every user has acked it, like Mailslot's
+``mode: all``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+from typing import Any
+
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+
+from bench.base import Result, System, now
+from bench.harness import PhaseRun, Worker, bounded_gather, run_phase, split
+from bench.payload import BROADCAST, text_for, user_name
+from bench.procs import ServerProc, free_port
+from bench.sys_mqtt import latency_workers
+
+BATCH = 200
+CHECK_USER = "chk"
+
+
+def subj(u: int) -> str:
+    return "user." + user_name(u)
+
+
+async def _connect(port: int) -> Any:
+    return await nats.connect(f"nats://127.0.0.1:{port}", max_reconnect_attempts=0,
+                              allow_reconnect=False, pending_size=64 * 1024 * 1024)
+
+
+def consumer_cfg(name: str, filt: str | None) -> ConsumerConfig:
+    return ConsumerConfig(durable_name=name, filter_subject=filt, ack_policy=AckPolicy.EXPLICIT,
+                          max_ack_pending=100_000, ack_wait=60)
+
+
+class ConsumerSetupWorker(Worker):
+    def __init__(self, port: int, stream: str, users: list[int], bcast: bool, conc: int) -> None:
+        self.port, self.stream, self.users, self.bcast, self.conc = port, stream, users, bcast, conc
+
+    async def prepare(self) -> None:
+        self.nc = await _connect(self.port)
+        self.jsm = self.nc.jsm()
+
+    async def one(self, u: int) -> None:
+        name = ("b" if self.bcast else "") + user_name(u)
+        filt = None if self.bcast else subj(u)
+        await self.jsm.add_consumer(self.stream, consumer_cfg(name, filt))
+
+    async def run(self) -> Result:
+        await bounded_gather([self.one(u) for u in self.users], self.conc)
+        return {"n": len(self.users)}
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+
+class StoreWorker(Worker):
+    def __init__(self, port: int, items: list[tuple[int, int]], window: int) -> None:
+        self.port, self.items, self.window = port, items, window
+
+    async def prepare(self) -> None:
+        self.nc = await _connect(self.port)
+        self.js = self.nc.jetstream(publish_async_max_pending=self.window)
+        self.pkts = [(s, subj(u), text_for(s, u).encode()) for s, u in self.items]
+
+    async def run(self) -> Result:
+        futs = []
+        for s, sj, data in self.pkts:
+            futs.append((s, await self.js.publish_async(sj, data)))
+        await asyncio.wait_for(self.js.publish_async_completed(), 120)
+        acked = [s for s, f in futs if f.done() and not f.cancelled() and f.exception() is None]
+        return {"acked": acked}
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+
+class Puller:
+    """One subscription on a per-process inbox; pull requests with no_wait."""
+
+    def __init__(self, nc: Any, stream: str) -> None:
+        self.nc, self.stream = nc, stream
+        self.prefix = nc.new_inbox() + "."
+        self.states: dict[str, list[Any]] = {}
+
+    async def start(self) -> None:
+        await self.nc.subscribe(self.prefix + "*", cb=self.on_msg)
+
+    async def on_msg(self, msg: Any) -> None:
+        # delivered messages keep their own subject; the consumer is in the ack subject
+        reply = msg.reply
+        if reply and reply.startswith("$JS.ACK."):
+            key = reply.split(".", 4)[3]
+        else:
+            key = msg.subject[len(self.prefix):]
+        st = self.states.get(key)
+        if st is None:
+            return
+        hdr = msg.headers
+        if hdr and hdr.get("Status"):
+            st[2] = True
+        else:
+            st[0].append(msg.data.decode())
+            st[1] += 1
+            await self.nc.publish(msg.reply, b"")  # +ACK
+        if (st[2] or st[1] >= BATCH) and not st[3].done():
+            st[3].set_result(None)
+
+    async def pull(self, consumer: str, timeout: float = 10.0) -> list[str]:
+        texts: list[str] = []
+        while True:
+            fut = asyncio.get_running_loop().create_future()
+            self.states[consumer] = [texts, 0, False, fut]
+            await self.nc.publish(
+                f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{consumer}",
+                json.dumps({"batch": BATCH, "no_wait": True}).encode(),
+                reply=self.prefix + consumer,
+            )
+            await asyncio.wait_for(fut, timeout)
+            st = self.states.pop(consumer)
+            if st[2]:  # "no messages" status: queue empty
+                break
+        await self.nc.flush()
+        return texts
+
+
+class DrainWorker(Worker):
+    def __init__(self, port: int, stream: str, users: list[int], conc: int) -> None:
+        self.port, self.stream, self.users, self.conc = port, stream, users, conc
+        self.got: list[tuple[int, str]] = []
+
+    async def prepare(self) -> None:
+        self.nc = await _connect(self.port)
+        self.puller = Puller(self.nc, self.stream)
+        await self.puller.start()
+
+    async def one(self, u: int) -> None:
+        name = ("b" if self.stream == "BCAST" else "") + user_name(u)
+        for t in await self.puller.pull(name):
+            self.got.append((u, t))
+
+    async def run(self) -> Result:
+        await bounded_gather([self.one(u) for u in self.users], self.conc)
+        return {"got": self.got}
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+
+class LeftoverWorker(Worker):
+    def __init__(self, port: int, stream: str, users: list[int], conc: int) -> None:
+        self.port, self.stream, self.users, self.conc = port, stream, users, conc
+
+    async def prepare(self) -> None:
+        self.nc = await _connect(self.port)
+        self.jsm = self.nc.jsm()
+
+    async def one(self, u: int) -> int:
+        name = ("b" if self.stream == "BCAST" else "") + user_name(u)
+        ci = await self.jsm.consumer_info(self.stream, name)
+        return int(ci.num_pending or 0) + int(ci.num_ack_pending or 0)
+
+    async def run(self) -> Result:
+        left = await bounded_gather([self.one(u) for u in self.users], self.conc)
+        return {"leftover": sum(left)}
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+
+class BcastWorker(Worker):
+    def __init__(self, port: int, seqs: list[int]) -> None:
+        self.port, self.seqs = port, seqs
+
+    async def prepare(self) -> None:
+        self.nc = await _connect(self.port)
+        self.js = self.nc.jetstream()
+
+    async def run(self) -> Result:
+        lat, acked = [], []
+        for s in self.seqs:
+            t = now()
+            await self.js.publish("bcast", text_for(s, BROADCAST).encode())
+            lat.append((now() - t) * 1000)
+            acked.append(s)
+        return {"lat_ms": lat, "acked": acked, "recipients": -1}
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+
+class RawConn(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.pong: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b'CONNECT {"verbose":false,"pedantic":false,"name":"idle"}\r\nPING\r\n')
+
+    def data_received(self, data: bytes) -> None:
+        self.buf = (self.buf + data)[-64:]
+        if b"PONG\r\n" in data and not self.pong.done():
+            self.pong.set_result(None)
+        if b"PING\r\n" in data and self.transport is not None:
+            self.transport.write(b"PONG\r\n")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.pong.done():
+            self.pong.set_exception(ConnectionError("lost"))
+
+
+class ConnWorker(Worker):
+    def __init__(self, port: int, n: int, conc: int) -> None:
+        self.port, self.n, self.conc = port, n, conc
+        self.conns: list[RawConn] = []
+
+    async def one(self) -> None:
+        _, c = await asyncio.get_running_loop().create_connection(RawConn, "127.0.0.1", self.port)
+        await c.pong
+        self.conns.append(c)
+
+    async def run(self) -> Result:
+        await bounded_gather([self.one() for _ in range(self.n)], self.conc)
+        return {"connected": len(self.conns)}
+
+    async def close(self) -> None:
+        for c in self.conns:
+            if c.transport is not None:
+                c.transport.close()
+        await asyncio.sleep(0.2)
+
+
+class LatencyWorker(Worker):
+    def __init__(self, port: int, name: str, plan: list[tuple[int, int]], at: list[float],
+                 window: int) -> None:
+        self.port, self.name, self.plan, self.at, self.window = port, name, plan, at, window
+        self.checker = name == "lat0"
+
+    async def prepare(self) -> None:
+        self.nc = await _connect(self.port)
+        self.js = self.nc.jetstream(publish_async_max_pending=self.window)
+        self.pkts = [(subj(u), text_for(s, u).encode()) for s, u in self.plan]
+
+    async def checks(self, stop: asyncio.Event, rate: float) -> list[float]:
+        out = []
+        req = json.dumps({"batch": 1, "no_wait": True}).encode()
+        while not stop.is_set():
+            t = now()
+            await self.nc.request(f"$JS.API.CONSUMER.MSG.NEXT.MAIL.{CHECK_USER}", req, timeout=5)
+            out.append((now() - t) * 1000)
+            await asyncio.sleep(max(0.0, 1 / rate - (now() - t)))
+        return out
+
+    async def run(self) -> Result:
+        lat: list[float] = []
+        ok = [0]
+        stop = asyncio.Event()
+        chk = asyncio.create_task(self.checks(stop, 100.0)) if self.checker else None
+        t0 = now()
+
+        def done(f: Any, t: float) -> None:
+            if not f.cancelled() and f.exception() is None:
+                lat.append((now() - t) * 1000)
+                ok[0] += 1
+
+        for (sj, data), off in zip(self.pkts, self.at, strict=True):
+            delay = t0 + off - now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            f = await self.js.publish_async(sj, data)
+            f.add_done_callback(lambda f, t=t0 + off: done(f, t))
+        await asyncio.wait_for(self.js.publish_async_completed(), 60)
+        stop.set()
+        check_ms = await chk if chk is not None else []
+        return {"lat_ms": lat, "check_ms": check_ms, "sent": len(self.pkts), "acked": ok[0]}
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+
+class NatsJetStream(System):
+    binary = "/usr/sbin/nats-server"
+    check_note = "pull request (batch 1, no_wait) on an empty durable consumer"
+    conn_note = "raw TCP CONNECT + PING/PONG (NATS has no user login)"
+    broadcast_note = ("one publish to subject bcast on an interest-retention stream with a "
+                      "durable consumer per user (stored once)")
+
+    def __init__(self, workdir: Any, params: Any, always: bool = False) -> None:
+        super().__init__(workdir, params)
+        self.always = always
+        self.name = "nats-always" if always else "nats"
+        if always:
+            self.label = "NATS JetStream (sync_interval: always)"
+            self.ack_meaning = "fsync'd (sync_interval: always)"
+            if not self._supports_sync_interval():
+                self.unsupported = (f"{self.version()} rejects `sync_interval` "
+                                    "(added in nats-server 2.10)")
+        else:
+            self.label = "NATS JetStream (file storage, default sync)"
+            self.ack_meaning = ("written (to the OS page cache; fsync every 2 min by default)")
+
+    def version(self) -> str:
+        return subprocess.run([self.binary, "--version"], capture_output=True,
+                              text=True).stdout.strip()
+
+    def _conf(self, port: int) -> str:
+        sync = "  sync_interval: always\n" if self.always else ""
+        return (f"listen: 127.0.0.1:{port}\nmax_payload: 1MB\nmax_connections: 100000\n"
+                f"jetstream {{\n  store_dir: {self.workdir / 'js'}\n"
+                f"  max_file_store: 10GB\n  max_memory_store: 1GB\n{sync}}}\n")
+
+    def _supports_sync_interval(self) -> bool:
+        conf = self.workdir / "probe.conf"
+        conf.write_text(self._conf(free_port()).replace("listen", "# listen")
+                        if False else self._conf(free_port()))
+        r = subprocess.run([self.binary, "-c", str(conf), "-t"], capture_output=True, text=True)
+        return r.returncode == 0
+
+    def start(self) -> None:
+        port = free_port()
+        conf = self.workdir / "nats.conf"
+        conf.write_text(self._conf(port))
+        self.port = port
+        self.server = ServerProc(self.name, [self.binary, "-c", str(conf)], port, self.workdir)
+        self.server.start()
+        asyncio.run(self._streams())
+
+    async def _streams(self) -> None:
+        nc = await _connect(self.port)
+        jsm = nc.jsm()
+        for _ in range(50):  # JetStream may need a moment after the port opens
+            try:
+                await jsm.add_stream(StreamConfig(
+                    name="MAIL", subjects=["user.*"], storage=StorageType.FILE,
+                    retention=RetentionPolicy.WORK_QUEUE))
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        await jsm.add_stream(StreamConfig(name="BCAST", subjects=["bcast"],
+                                          storage=StorageType.FILE,
+                                          retention=RetentionPolicy.INTEREST))
+        await jsm.add_consumer("MAIL", consumer_cfg(CHECK_USER, "user." + CHECK_USER))
+        await nc.close()
+
+    def _split(self, users: list[int]) -> list[list[int]]:
+        return split(users, self.p.procs)
+
+    def setup_users(self, users: list[int]) -> PhaseRun:
+        ws: list[Worker] = [ConsumerSetupWorker(self.port, "MAIL", part, False, self.p.conc)
+                            for part in self._split(users)]
+        return run_phase(self.server, ws, timeout=self.p.timeout)
+
+    def store(self, plan: list[int]) -> PhaseRun:
+        items = list(enumerate(plan))
+        ws: list[Worker] = [StoreWorker(self.port, part, self.p.window)
+                            for part in split(items, self.p.senders)]
+        return run_phase(self.server, ws, timeout=self.p.timeout)
+
+    def _stream_of(self, users: list[int]) -> str:
+        return self._drain_stream
+
+    _drain_stream = "MAIL"
+
+    def drain(self, users: list[int], expected: dict[int, int]) -> PhaseRun:
+        ws: list[Worker] = [DrainWorker(self.port, self._drain_stream, part, self.p.conc)
+                            for part in self._split(users)]
+        return run_phase(self.server, ws, timeout=self.p.timeout)
+
+    def leftover(self, users: list[int]) -> int:
+        total = 0
+        for _ in range(20):  # acks are applied asynchronously: settle for up to ~2 s
+            ws: list[Worker] = [LeftoverWorker(self.port, self._drain_stream, part, self.p.conc)
+                                for part in self._split(users)]
+            r = run_phase(self.server, ws, timeout=self.p.timeout)
+            total = sum(x["leftover"] for x in r.results)
+            if total == 0:
+                break
+            with contextlib.suppress(Exception):
+                import time
+
+                time.sleep(0.1)
+        return total
+
+    def bcast_setup(self, users: list[int]) -> PhaseRun:
+        ws: list[Worker] = [ConsumerSetupWorker(self.port, "BCAST", part, True, self.p.conc)
+                            for part in self._split(users)]
+        self._drain_stream = "BCAST"
+        return run_phase(self.server, ws, timeout=self.p.timeout)
+
+    def bcast_send(self, seqs: list[int]) -> PhaseRun:
+        return run_phase(self.server, [BcastWorker(self.port, seqs)], timeout=self.p.timeout)
+
+    def connections(self, n: int) -> PhaseRun:
+        ws: list[Worker] = [ConnWorker(self.port, len(part), self.p.conc)
+                            for part in self._split(list(range(n)))]
+        return run_phase(self.server, ws, timeout=self.p.timeout, hold=True)
+
+    def latency(self, users: list[int]) -> PhaseRun:
+        return run_phase(self.server, latency_workers(self, users, LatencyWorker),
+                         timeout=self.p.timeout)
