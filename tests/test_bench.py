@@ -1,0 +1,44 @@
+"""The benchmark suite must not rot: run its quick mode against Mailslot alone, tiny sizes.
+
+No timing is asserted; only that every phase ran and nothing was lost,
+duplicated, misrouted or left over.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.timeout(240)
+def test_bench_quick_mailslot_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    cmd = [
+        sys.executable, "-m", "bench", "--quick", "--systems", "mailslot",
+        "--users", "20", "--messages", "200", "--bc-users", "50", "--bc-messages", "3",
+        "--conns", "50", "--rate", "200", "--lat-seconds", "0.5", "--procs", "2",
+        "--senders", "2", "--lat-senders", "2", "--timeout", "60", "--json", str(out),
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=220)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    [ms] = res["systems"]
+    assert ms["system"] == "mailslot"
+    assert not ms["errors"], ms["errors"]
+    for phase in ("setup", "W1", "W2", "W1+W2", "W3-setup", "W3-send", "W3-drain", "W4", "W5"):
+        assert phase in ms["phases"], phase
+    for name, v in ms["verify"].items():
+        assert v["lost"] == v["duplicated"] == v["misrouted"] == v["leftover"] == 0, (name, v)
+        assert v["foreign"] == 0 and v["send_errors"] == 0, (name, v)
+        assert v["delivered"] == v["expected"] > 0, (name, v)
+    assert ms["verify"]["W1W2"]["delivered"] == 200
+    assert ms["phases"]["W4"]["connections"] == 50
+    assert ms["phases"]["W5"]["messages"] == ms["phases"]["W5"]["sent"] > 0
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "| mailslot |" in proc.stdout
