@@ -1,0 +1,83 @@
+"""``mailslot demo`` (B12): a throw-away server with its dashboard and three logged-in clients."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import tkinter as tk
+from pathlib import Path
+
+from mailslot.gui.client_app import ClientApp
+from mailslot.gui.dashboard import Dashboard
+from mailslot.server import ServerConfig, ServerThread
+
+DEMO_USERS = ("alice", "bob", "carol")
+GREETINGS: tuple[tuple[str, list[str], str], ...] = (
+    ("alice", ["bob"], "Hi Bob! This came through Mailslot — press “Check messages” to read it."),
+    ("carol", [], "Hello everyone, Carol here. Try sending a message to one, several or all."),
+)
+
+
+class Demo:
+    def __init__(self, root: tk.Tk, data_dir: Path) -> None:
+        self.root = root
+        self.data_dir = data_dir
+        self.server = ServerThread(
+            ServerConfig(host="127.0.0.1", port=0, data_dir=data_dir / "server", auth="none")
+        )
+        self.server.start()
+        self.dashboard = Dashboard(root, self.server)
+        root.geometry("1100x720+0+0")
+        self.clients: dict[str, ClientApp] = {}
+        sw = root.winfo_screenwidth()
+        for i, name in enumerate(DEMO_USERS):
+            top = tk.Toplevel(root, class_="Mailslot")
+            app = ClientApp(
+                top,
+                server=f"127.0.0.1:{self.server.port}",
+                user=name,
+                data_dir=data_dir / "clients",
+                remember=False,
+                autoconnect=True,
+            )
+            x = min(80 + 60 * i, max(0, sw - 1000))
+            top.geometry(f"1000x700+{x}+{60 + 50 * i}")
+            self.clients[name] = app
+        self._greeted = False
+        root.after(200, self._greet)
+
+    def _greet(self) -> None:
+        """Once everyone is in, send two example messages so the badges light up."""
+        if self._greeted:
+            return
+        if not all(app.state == "online" for app in self.clients.values()):
+            if not self.dashboard.stopping:
+                self.root.after(200, self._greet)
+            return
+        self._greeted = True
+        for sender, to, text in GREETINGS:
+            session = self.clients[sender].session
+            if session is not None:
+                session.sc.submit(session.sc.client.send, text, to=to, everyone=not to)
+
+
+def run_demo() -> int:
+    """Entry point of ``mailslot demo``; everything lives in a temporary directory."""
+    data_dir = Path(tempfile.mkdtemp(prefix="mailslot-demo-"))
+    try:
+        try:
+            root = tk.Tk(className="Mailslot")
+        except tk.TclError as exc:
+            print(f"mailslot: cannot open windows: {exc}", file=sys.stderr)
+            return 1
+        try:
+            Demo(root, data_dir)
+        except Exception as exc:
+            print(f"mailslot: the demo could not start: {exc}", file=sys.stderr)
+            root.destroy()
+            return 1
+        root.mainloop()
+        return 0
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,0 +1,94 @@
+"""Small remembered client settings (last server address, last name, each server's auth mode).
+
+Stored as JSON in ``$XDG_CONFIG_HOME/mailslot/client.json`` (default ``~/.config``).
+A missing or damaged file simply means "no settings yet".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SERVER = "127.0.0.1:7777"
+DEFAULT_PORT = 7777
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "mailslot"
+
+
+def data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mailslot"
+
+
+@dataclass
+class ClientSettings:
+    server: str = DEFAULT_SERVER
+    user: str = ""
+    auth_modes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> ClientSettings:
+        path = path or config_dir() / "client.json"
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return cls()
+        if not isinstance(raw, dict):
+            return cls()
+        server = raw.get("server")
+        user = raw.get("user")
+        modes = raw.get("auth_modes")
+        return cls(
+            server=server if isinstance(server, str) and server else DEFAULT_SERVER,
+            user=user if isinstance(user, str) else "",
+            auth_modes={str(k): str(v) for k, v in modes.items()}
+            if isinstance(modes, dict)
+            else {},
+        )
+
+    def save(self, path: Path | None = None) -> None:
+        path = path or config_dir() / "client.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {"server": self.server, "user": self.user, "auth_modes": self.auth_modes}, indent=2
+            ),
+            encoding="utf-8",
+        )
+        os.replace(tmp, path)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """Parse ``host``, ``host:port`` or ``[v6]:port``; raise ValueError with a sentence."""
+    text = text.strip()
+    if not text:
+        raise ValueError("Enter the server address, for example 127.0.0.1:7777.")
+    host, port_text = text, ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"“{text}” is not a server address: a “]” is missing.")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"“{text}” is not a server address; use host:port.")
+            port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if not host:
+        raise ValueError(f"“{text}” has no host name; use host:port, e.g. 127.0.0.1:7777.")
+    if not port_text:
+        return host, DEFAULT_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"“{port_text}” is not a port number (1–65535).")
+    return host, int(port_text)
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
