@@ -36,6 +36,8 @@ from mailslot.protocol import (
 
 EventListener = Callable[[Event], None]
 
+MAX_QUEUED_EVENTS = 10_000
+
 _CLOSING_REASONS = {
     "shutdown": "the server shut down",
     "idle": "the connection was idle too long",
@@ -64,7 +66,7 @@ class Client:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._listeners: list[EventListener] = []
-        self._events: asyncio.Queue[Event] | None = None
+        self._events: asyncio.Queue[Event] = asyncio.Queue(MAX_QUEUED_EVENTS)
         # Message ids already handed to the application, so redelivery after a lost
         # acknowledgement shows nothing twice; share the set across reconnects.
         self._seen: MutableSet[int] = seen_ids if seen_ids is not None else set()
@@ -173,6 +175,7 @@ class Client:
                 if message.id in self._seen:
                     self._unacked_duplicates.add(message.id)
                 else:
+                    self._seen.add(message.id)
                     fresh.append(message)
             if not reply.get("more"):
                 return fresh
@@ -180,7 +183,6 @@ class Client:
     async def ack(self, ids: Iterable[int]) -> int:
         """Delete these messages on the server (and any redelivered duplicates)."""
         ids = list(ids)
-        self._seen |= set(ids)
         everything = list(dict.fromkeys([*ids, *self._unacked_duplicates]))
         if not everything:
             return 0
@@ -204,15 +206,13 @@ class Client:
         self._listeners.append(listener)
 
     async def next_event(self) -> Event:
-        if self._events is None:
-            self._events = asyncio.Queue()
-            if self.closed:
-                self._events.put_nowait(Disconnected(self._closed_reason or "closed"))
+        """The next push event; the newest MAX_QUEUED_EVENTS are kept until asked for."""
         return await self._events.get()
 
     def _emit(self, event: Event) -> None:
-        if self._events is not None:
-            self._events.put_nowait(event)
+        if self._events.full():
+            self._events.get_nowait()
+        self._events.put_nowait(event)
         for listener in self._listeners:
             listener(event)
 

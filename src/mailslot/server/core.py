@@ -159,6 +159,8 @@ class MailslotServer:
         state.connected_since = datetime.now(UTC)
         log.info("login %r from %s%s", state.name, session.peer, " (new user)" if created else "")
         self.events.publish("login", user=state.name, peer=session.peer)
+        if created:
+            self._broadcast({"event": "new_user", "user": state.name}, session)
         self._broadcast({"event": "online", "user": state.name}, session)
 
     async def disconnected(self, session: Session) -> None:

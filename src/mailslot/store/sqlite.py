@@ -62,6 +62,7 @@ class SQLiteStore:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
+        self.commits = 0  # for tests and metrics: how many transactions reached disk
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -240,6 +241,7 @@ class SQLiteStore:
                     outcomes.append((future, True, result))
                 db.execute("RELEASE job")
             db.execute("COMMIT")
+            self.commits += 1
         except sqlite3.Error as error:
             log.error("commit of %d jobs failed: %s", len(batch), error)
             if db.in_transaction:

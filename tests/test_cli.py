@@ -1,0 +1,160 @@
+"""The `mailslot` command as scripts use it, against a real server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.conftest import ServerProcess, connect, run
+
+
+def mailslot(
+    server: ServerProcess, *args: str, user: str | None = None, password: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSLOT_")}
+    env["MAILSLOT_SERVER"] = server.address
+    if user is not None:
+        env["MAILSLOT_USER"] = user
+    if password is not None:
+        env["MAILSLOT_PASSWORD"] = password
+    return subprocess.run(
+        [sys.executable, "-m", "mailslot", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def password_server(server_process: Any) -> ServerProcess:
+    process: ServerProcess = server_process("--auth", "password")
+    return process
+
+
+def test_send_and_check_in_all_three_modes(password_server: ServerProcess) -> None:
+    server = password_server
+    for name in ("alice", "bob", "carol"):
+        assert mailslot(server, "users", user=name, password=name).returncode == 0
+    sent = mailslot(server, "send", "--to", "bob", "one to one", user="alice", password="alice")
+    assert sent.returncode == 0, sent.stderr
+    assert "Sent message" in sent.stdout
+    assert (
+        mailslot(
+            server,
+            "send",
+            "--to",
+            "bob",
+            "--to",
+            "Carol",
+            "one to many",
+            user="alice",
+            password="alice",
+        ).returncode
+        == 0
+    )
+    assert (
+        mailslot(server, "send", "--all", "to all", user="alice", password="alice").returncode == 0
+    )
+
+    checked = mailslot(server, "check", "--json", user="bob", password="bob")
+    assert checked.returncode == 0, checked.stderr
+    messages = json.loads(checked.stdout)
+    assert [(m["sender"], m["text"]) for m in messages] == [
+        ("alice", "one to one"),
+        ("alice", "one to many"),
+        ("alice", "to all"),
+    ]
+    for message in messages:
+        assert isinstance(message["id"], int)
+        assert datetime.fromisoformat(message["received_at"]).utcoffset() is not None
+    again = mailslot(server, "check", user="bob", password="bob")
+    assert again.stdout.strip() == "No messages."
+
+    plain = mailslot(server, "check", user="carol", password="carol")
+    assert (
+        "from alice" in plain.stdout and "one to many" in plain.stdout and "to all" in plain.stdout
+    )
+    assert (
+        mailslot(server, "check", "--json", user="alice", password="alice").stdout.strip() == "[]"
+    )
+
+
+def test_users_json_lists_the_log_with_online_flags(password_server: ServerProcess) -> None:
+    server = password_server
+    mailslot(server, "users", user="Zoe", password="z")
+
+    async def while_bob_is_online() -> list[dict[str, Any]]:
+        bob = await connect(server.port)
+        await bob.login("bob", "b")
+        listed = mailslot(server, "users", "--json", user="zoe", password="z")
+        await bob.close()
+        assert listed.returncode == 0, listed.stderr
+        users: list[dict[str, Any]] = json.loads(listed.stdout)
+        return users
+
+    assert run(while_bob_is_online()) == [
+        {"name": "bob", "online": True},
+        {"name": "Zoe", "online": True},
+    ]
+
+
+def test_failures_exit_non_zero_with_one_sentence(password_server: ServerProcess) -> None:
+    server = password_server
+    mailslot(server, "users", user="alice", password="right")
+    unknown = mailslot(server, "send", "--to", "nobody", "hi", user="alice", password="right")
+    assert unknown.returncode != 0
+    assert "nobody" in unknown.stderr and unknown.stderr.count("\n") == 1
+    wrong = mailslot(server, "check", user="alice", password="wrong")
+    assert wrong.returncode != 0
+    assert wrong.stderr.strip() == "mailslot: wrong password for 'alice'"
+
+    async def while_erin_is_online() -> subprocess.CompletedProcess[str]:
+        erin = await connect(server.port)
+        await erin.login("erin", "e")
+        result = mailslot(server, "check", user="erin", password="e")
+        await erin.close()
+        return result
+
+    busy = run(while_erin_is_online())
+    assert busy.returncode != 0 and busy.stderr.strip() == "mailslot: username 'erin' is in use"
+    no_password = mailslot(server, "check", user="alice")
+    assert no_password.returncode != 0 and "MAILSLOT_PASSWORD" in no_password.stderr
+    unreachable = mailslot(server, "check", "--server", "127.0.0.1:1", user="a", password="a")
+    assert unreachable.returncode != 0 and "cannot reach" in unreachable.stderr
+    assert "Traceback" not in unknown.stderr + wrong.stderr + busy.stderr + unreachable.stderr
+
+
+def test_watch_prints_push_events(password_server: ServerProcess) -> None:
+    server = password_server
+    mailslot(server, "users", user="bob", password="b")
+    env = {**os.environ, "MAILSLOT_SERVER": server.address, "MAILSLOT_USER": "watcher"}
+    env["MAILSLOT_PASSWORD"] = "w"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "mailslot", "watch", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert watcher.stderr is not None and "Watching" in watcher.stderr.readline()
+        assert (
+            mailslot(server, "send", "--to", "watcher", "psst", user="bob", password="b").returncode
+            == 0
+        )
+        assert watcher.stdout is not None
+        events = [json.loads(watcher.stdout.readline()) for _ in range(3)]
+        assert {"event": "mail", "waiting": 1} in events
+        assert {"event": "online", "user": "bob"} in events
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
