@@ -62,6 +62,41 @@ class Session:
     users: list[UserInfo]
 
 
+def open_session(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    ssl_context: ssl.SSLContext | None,
+    seen: set[int],
+    probe: dict[str, str],
+) -> Session:
+    """Worker thread: connect, log in, fetch the user list; the socket is closed on failure.
+
+    A module-level function on purpose: worker threads must hold no reference to Tk objects.
+    ``probe["auth"]`` receives the server's auth mode even when the login fails.
+    """
+    sc = SyncClient.connect(host, port, ssl_context=ssl_context, timeout=10.0, seen_ids=seen)
+    try:
+        info = sc.server_info
+        probe["auth"] = info.auth
+        if info.auth == "password" and not password:
+            raise NeedPassword()
+        result = sc.login(user, password if info.auth == "password" else None)
+        users = sc.users()
+        return Session(sc, info, result, users)
+    except BaseException:
+        sc.close()
+        raise
+
+
+def open_archive(
+    address: str, user: str, base: Path | None
+) -> tuple[Archive, list[ArchivedMessage]]:
+    archive = Archive(archive_path(address, user, base))
+    return archive, archive.load(ARCHIVE_SHOWN)
+
+
 class ClientApp:
     """One client window. ``window`` is the Tk root or a Toplevel (the demo opens three)."""
 
@@ -91,6 +126,7 @@ class ClientApp:
         self.user = ""
         self._password = ""
         self._seen: set[int] = set()
+        self._probe: dict[str, str] = {}
         self._attempt = 0
         self._retry_job: str | None = None
         self._ping_job: str | None = None
@@ -136,30 +172,23 @@ class ClientApp:
         self.host, self.port, self.user, self._password = host, port, user, password
         self.state = "connecting"
         self.login.set_busy(f"Connecting to {format_address(host, port)} as “{user}”…")
-        self.pump.run(self._open, host, port, user, password, done=self._login_done)
+        self.pump.run(
+            open_session,
+            host,
+            port,
+            user,
+            password,
+            self.ssl_context,
+            self._seen,
+            self._probe,
+            done=self._login_done,
+        )
 
     def _retry_login(self) -> None:
         self.login.submit()
 
-    def _open(self, host: str, port: int, user: str, password: str) -> Session:
-        """Worker thread: connect, log in, fetch the user list. Closes the socket on failure."""
-        sc = SyncClient.connect(
-            host, port, ssl_context=self.ssl_context, timeout=10.0, seen_ids=self._seen
-        )
-        try:
-            info = sc.server_info
-            self._last_auth = info.auth
-            if info.auth == "password" and not password:
-                raise NeedPassword()
-            result = sc.login(user, password if info.auth == "password" else None)
-            users = sc.users()
-            return Session(sc, info, result, users)
-        except BaseException:
-            sc.close()
-            raise
-
     def _remember_auth(self) -> None:
-        auth = getattr(self, "_last_auth", None)
+        auth = self._probe.get("auth")
         if auth is None:
             return
         self.login.set_auth(auth)
@@ -197,7 +226,9 @@ class ClientApp:
             self.pump.run(settings.save, done=lambda f: None)
         self._build_main()
         self._attach(session)
-        self.pump.run(self._open_archive, self.address, self.user, done=self._archive_loaded)
+        self.pump.run(
+            open_archive, self.address, self.user, self.data_dir, done=self._archive_loaded
+        )
 
     # ===== main view ==========================================================================
     def _build_main(self) -> None:
@@ -364,7 +395,15 @@ class ClientApp:
             return
         self._set_status(f"Reconnecting to {self.address}…", theme.WARNING)
         self.pump.run(
-            self._open, self.host, self.port, self.user, self._password, done=self._reconnect_done
+            open_session,
+            self.host,
+            self.port,
+            self.user,
+            self._password,
+            self.ssl_context,
+            self._seen,
+            self._probe,
+            done=self._reconnect_done,
         )
 
     def _reconnect_done(self, fut: Future[Session]) -> None:
@@ -391,19 +430,21 @@ class ClientApp:
         self._schedule_reconnect()
 
     # ===== archive and inbox ================================================================
-    def _open_archive(self, address: str, user: str) -> list[ArchivedMessage]:
-        archive = Archive(archive_path(address, user, self.data_dir))
-        self.archive = archive
-        return archive.load(ARCHIVE_SHOWN)
-
-    def _archive_loaded(self, fut: Future[list[ArchivedMessage]]) -> None:
+    def _archive_loaded(self, fut: Future[tuple[Archive, list[ArchivedMessage]]]) -> None:
         exc = fut.exception()
-        if self.main is None:
+        if self.main is None or self.state in ("login", "closed"):
+            if exc is None:
+                threading.Thread(target=fut.result()[0].close, daemon=True).start()
             return
         if exc is not None:
             self.inbox.say(f"The local archive could not be opened: {exc}.", "Error.TLabel")
             return
-        self.inbox.load_archive(fut.result())
+        archive, messages = fut.result()
+        if self.archive is None:
+            self.archive = archive
+        else:
+            threading.Thread(target=archive.close, daemon=True).start()
+        self.inbox.load_archive(messages)
 
     def check(self) -> None:
         """Fetch → save to the local archive → acknowledge (B1, B5) → show."""
@@ -432,13 +473,35 @@ class ClientApp:
             self.inbox.set_busy(False)
             self.inbox.show_new([])
             return
-        self.pump.run(self._store, messages, done=lambda f: self._stored(f, messages, session))
-
-    def _store(self, messages: list[Message]) -> list[int]:
         if self.archive is None:
-            # The archive is still opening; opening is cheap, do it here.
-            self.archive = Archive(archive_path(self.address, self.user, self.data_dir))
-        return self.archive.add(messages)
+            # Still opening: open it on the worker now (two handles to one file are fine).
+            self.pump.run(
+                open_archive,
+                self.address,
+                self.user,
+                self.data_dir,
+                done=lambda f: self._archive_ready(f, messages, session),
+            )
+            return
+        self.pump.run(self.archive.add, messages, done=lambda f: self._stored(f, messages, session))
+
+    def _archive_ready(
+        self,
+        fut: Future[tuple[Archive, list[ArchivedMessage]]],
+        messages: list[Message],
+        session: Session,
+    ) -> None:
+        if fut.exception() is not None:
+            self.inbox.set_busy(False)
+            self.inbox.say(
+                f"The local archive could not be opened ({fut.exception()}); "
+                "your messages stay on the server.",
+                "Error.TLabel",
+            )
+            return
+        if self.archive is None:
+            self.archive = fut.result()[0]
+        self.pump.run(self.archive.add, messages, done=lambda f: self._stored(f, messages, session))
 
     def _stored(self, fut: Future[list[int]], messages: list[Message], session: Session) -> None:
         self.inbox.set_busy(False)
