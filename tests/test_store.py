@@ -137,3 +137,22 @@ def test_a_data_file_from_the_future_is_refused(tmp_path: Path) -> None:
             await SQLiteStore(path).open()
 
     run(scenario())
+
+
+def test_message_ids_are_never_reused(tmp_path: Path) -> None:
+    """Clients de-duplicate by id, so a deleted message's id must never come back."""
+    path = tmp_path / "m.sqlite3"
+
+    async def send_and_ack(expect_above: int) -> int:
+        store = SQLiteStore(path)
+        await store.open()
+        users = await store.load_users()
+        bob = users[0] if users else await store.create_user("bob", "bob", None, 0)
+        message_id = await store.enqueue("a", [bob.id], "x", 1)
+        assert message_id > expect_above
+        assert await store.ack(bob.id, [message_id]) == 1
+        await store.close()
+        return message_id
+
+    first = run(send_and_ack(0))
+    assert run(send_and_ack(first)) > first

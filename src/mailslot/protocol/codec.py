@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,8 +76,13 @@ def decode_frame(line: bytes) -> dict[str, Any]:
 def format_time(micros: int) -> str:
     """A server timestamp (microseconds since the epoch, UTC) as ISO 8601 with 'Z'."""
     seconds, fraction = divmod(micros, 1_000_000)
-    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{fraction:06d}Z"
+    return f"{_format_second(seconds)}.{fraction:06d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_second(seconds: int) -> str:
+    # Messages arrive in bursts within the same second: format each second once.
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_time(text: str) -> datetime:

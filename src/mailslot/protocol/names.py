@@ -1,5 +1,6 @@
 """Username normalisation (B9): NFKC for display, NFKC + casefold for identity."""
 
+import functools
 import unicodedata
 
 MAX_NAME_LENGTH = 32
@@ -28,6 +29,7 @@ def display_name(raw: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=65_536)
 def name_key(raw: str) -> str:
     """The identity of a name: two names are one user when their keys are equal."""
     return unicodedata.normalize("NFKC", display_name(raw).casefold())

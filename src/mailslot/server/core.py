@@ -155,8 +155,7 @@ class MailslotServer:
     def logged_in(self, session: Session, created: bool) -> None:
         state = session.user
         assert state is not None
-        state.session = session
-        state.connected_since = datetime.now(UTC)
+        self.directory.went_online(state, session, datetime.now(UTC))
         log.info("login %r from %s%s", state.name, session.peer, " (new user)" if created else "")
         self.events.publish("login", user=state.name, peer=session.peer)
         if created:
@@ -173,16 +172,14 @@ class MailslotServer:
             return
         if self.claims.get(state.record.key) is session:
             del self.claims[state.record.key]
-        state.session = None
-        state.connected_since = None
-        state.last_seen = datetime.now(UTC)
+        self.directory.went_offline(state, datetime.now(UTC))
         log.info("disconnect %r %s (%s)", state.name, session.peer, reason)
         self.events.publish("disconnected", user=state.name, peer=session.peer, detail=reason)
         self._broadcast({"event": "offline", "user": state.name}, session)
 
     def _broadcast(self, event: dict[str, str], sender: Session) -> None:
         frame = encode(event)
-        for state in self.directory.online():
+        for state in self.directory.online:
             session = state.session
             if session is not None and session is not sender and session.presence:
                 session.push(frame)

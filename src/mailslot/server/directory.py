@@ -37,6 +37,7 @@ class UserState:
 class Directory:
     def __init__(self) -> None:
         self.by_key: dict[str, UserState] = {}
+        self.online: set[UserState] = set()
         self._sorted: list[UserState] | None = None
 
     def add(self, record: UserRecord, waiting: int = 0) -> UserState:
@@ -53,5 +54,13 @@ class Directory:
             self._sorted = sorted(self.by_key.values(), key=lambda s: (s.record.key, s.name))
         return self._sorted
 
-    def online(self) -> list[UserState]:
-        return [state for state in self.by_key.values() if state.session is not None]
+    def went_online(self, state: UserState, session: Session, at: datetime) -> None:
+        state.session = session
+        state.connected_since = at
+        self.online.add(state)
+
+    def went_offline(self, state: UserState, at: datetime) -> None:
+        state.session = None
+        state.connected_since = None
+        state.last_seen = at
+        self.online.discard(state)

@@ -10,11 +10,13 @@ and nothing is acknowledged before it is on disk.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,7 +36,7 @@ CREATE TABLE users (
     created_at INTEGER NOT NULL
 );
 CREATE TABLE messages (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- ids are never reused: clients de-duplicate by id
     sender TEXT NOT NULL,
     received_at INTEGER NOT NULL,
     text TEXT NOT NULL,
@@ -48,7 +50,30 @@ CREATE TABLE queue (
 """
 
 T = TypeVar("T")
-_Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+
+
+@dataclass(slots=True)
+class _Call:
+    """Any operation; `isolated` ones run in a savepoint so their failure spoils no other."""
+
+    run: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    isolated: bool = False
+
+
+@dataclass(slots=True)
+class _Enqueue:
+    """A send: consecutive ones are written together with executemany."""
+
+    sender: str
+    recipient_ids: Sequence[int]
+    text: str
+    at: int
+    future: asyncio.Future[Any]
+
+
+_Job = _Call | _Enqueue
+_Outcome = tuple[asyncio.Future[Any], bool, Any]
 
 
 class StoreError(Exception):
@@ -110,31 +135,14 @@ class SQLiteStore:
             assert cursor.lastrowid is not None
             return UserRecord(cursor.lastrowid, key, name, password_hash, at)
 
-        return await self._submit(create)
+        return await self._submit(create, isolated=True)
 
     def enqueue(
         self, sender: str, recipient_ids: Sequence[int], text: str, at: int
     ) -> asyncio.Future[int]:
-        def insert(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
-                "INSERT INTO messages (sender, received_at, text, refs) VALUES (?, ?, ?, ?)",
-                (sender, at, text, len(recipient_ids)),
-            )
-            message_id = cursor.lastrowid
-            assert message_id is not None
-            if len(recipient_ids) == 1:
-                db.execute(
-                    "INSERT INTO queue (user_id, message_id) VALUES (?, ?)",
-                    (recipient_ids[0], message_id),
-                )
-            else:
-                db.executemany(
-                    "INSERT INTO queue (user_id, message_id) VALUES (?, ?)",
-                    [(user_id, message_id) for user_id in recipient_ids],
-                )
-            return message_id
-
-        return self._submit(insert)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._put(_Enqueue(sender, recipient_ids, text, at, future))
+        return future
 
     def fetch(self, user_id: int, limit: int, after: int = 0) -> asyncio.Future[Batch]:
         def select(db: sqlite3.Connection) -> Batch:
@@ -151,22 +159,23 @@ class SQLiteStore:
 
     def ack(self, user_id: int, message_ids: Sequence[int]) -> asyncio.Future[int]:
         def delete(db: sqlite3.Connection) -> int:
-            deleted = [
-                row[0]
-                for message_id in message_ids
-                for row in db.execute(
-                    "DELETE FROM queue WHERE user_id = ? AND message_id = ? RETURNING message_id",
-                    (user_id, message_id),
-                )
-            ]
+            wanted = json.dumps(list(message_ids))
+            deleted = db.execute(
+                "DELETE FROM queue WHERE user_id = ?"
+                " AND message_id IN (SELECT value FROM json_each(?)) RETURNING message_id",
+                (user_id, wanted),
+            ).fetchall()
             if deleted:
-                db.executemany(
-                    "UPDATE messages SET refs = refs - 1 WHERE id = ?",
-                    [(message_id,) for message_id in deleted],
+                gone = json.dumps([row[0] for row in deleted])
+                db.execute(
+                    "UPDATE messages SET refs = refs - 1"
+                    " WHERE id IN (SELECT value FROM json_each(?))",
+                    (gone,),
                 )
-                db.executemany(
-                    "DELETE FROM messages WHERE id = ? AND refs <= 0",
-                    [(message_id,) for message_id in deleted],
+                db.execute(
+                    "DELETE FROM messages"
+                    " WHERE id IN (SELECT value FROM json_each(?)) AND refs <= 0",
+                    (gone,),
                 )
             return len(deleted)
 
@@ -174,13 +183,18 @@ class SQLiteStore:
 
     # -- the database thread -------------------------------------------------
 
-    def _submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def _submit(
+        self, run: Callable[[sqlite3.Connection], T], *, isolated: bool = False
+    ) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        if self._thread is None:
-            future.set_exception(StoreError("the store is closed"))
-        else:
-            self._jobs.put((job, future))
+        self._put(_Call(run, future, isolated))
         return future
+
+    def _put(self, job: _Job) -> None:
+        if self._thread is None:
+            job.future.set_exception(StoreError("the store is closed"))
+        else:
+            self._jobs.put(job)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -227,19 +241,20 @@ class SQLiteStore:
             db.close()
 
     def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        outcomes: list[_Outcome] = []
+        sends: list[_Enqueue] = []
         try:
             db.execute("BEGIN IMMEDIATE")
-            for job, future in batch:
-                db.execute("SAVEPOINT job")
-                try:
-                    result = job(db)
-                except sqlite3.Error as error:
-                    db.execute("ROLLBACK TO job")
-                    outcomes.append((future, False, StoreError(str(error))))
-                else:
-                    outcomes.append((future, True, result))
-                db.execute("RELEASE job")
+            for job in batch:
+                if isinstance(job, _Enqueue):
+                    sends.append(job)
+                    continue
+                if sends:
+                    outcomes += self._write_sends(db, sends)
+                    sends = []
+                outcomes.append(self._call(db, job))
+            if sends:
+                outcomes += self._write_sends(db, sends)
             db.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as error:
@@ -247,12 +262,49 @@ class SQLiteStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             failure = StoreError(f"the database could not commit: {error}")
-            outcomes = [(future, False, failure) for _, future in batch]
-        if outcomes:
-            outcomes[0][0].get_loop().call_soon_threadsafe(_resolve, outcomes)
+            outcomes = [(job.future, False, failure) for job in batch]
+        batch[0].future.get_loop().call_soon_threadsafe(_resolve, outcomes)
+
+    @staticmethod
+    def _call(db: sqlite3.Connection, job: _Call) -> _Outcome:
+        if not job.isolated:
+            return job.future, True, job.run(db)
+        db.execute("SAVEPOINT job")
+        try:
+            result = job.run(db)
+        except sqlite3.Error as error:
+            db.execute("ROLLBACK TO job")
+            return job.future, False, StoreError(str(error))
+        finally:
+            db.execute("RELEASE job")
+        return job.future, True, result
+
+    @staticmethod
+    def _write_sends(db: sqlite3.Connection, sends: list[_Enqueue]) -> list[_Outcome]:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+        first_id = (row[0] if row else 0) + 1
+        ids = range(first_id, first_id + len(sends))
+        db.executemany(
+            "INSERT INTO messages (id, sender, received_at, text, refs) VALUES (?, ?, ?, ?, ?)",
+            [
+                (message_id, send.sender, send.at, send.text, len(send.recipient_ids))
+                for message_id, send in zip(ids, sends, strict=True)
+            ],
+        )
+        db.executemany(
+            "INSERT INTO queue (user_id, message_id) VALUES (?, ?)",
+            [
+                (user_id, message_id)
+                for message_id, send in zip(ids, sends, strict=True)
+                for user_id in send.recipient_ids
+            ],
+        )
+        return [
+            (send.future, True, message_id) for message_id, send in zip(ids, sends, strict=True)
+        ]
 
 
-def _resolve(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+def _resolve(outcomes: list[_Outcome]) -> None:
     for future, succeeded, value in outcomes:
         if future.cancelled():
             continue
