@@ -8,7 +8,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from mailslot.client import Client
+import pytest
+
+from mailslot.client import Client, Disconnected
 from tests.conftest import ServerFactory, ServerProcess, connect, run
 from tests.test_wire import Raw
 
@@ -120,3 +122,39 @@ def test_a_connection_dropped_mid_check_loses_nothing_and_shows_each_once(
         return shown
 
     assert run(reconnecting_reader()) == [["m0", "m1", "m2", "m3", "m4"], [], []]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_the_server_stops_cleanly_on_a_signal(
+    server_process: Any, tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    data = tmp_path / "signalled"
+    process: ServerProcess = server_process("--auth", "none", data_dir=data)
+
+    async def connected_while_stopping() -> str:
+        alice = await connect(process.port, "alice")
+        await alice.send("before the stop", to=["alice"])
+        process.process.send_signal(stop_signal)
+        event = await asyncio.wait_for(_disconnected(alice), 10)
+        return event.reason
+
+    assert run(connected_while_stopping()) == "the server shut down"
+    assert process.process.wait(10) == 0
+    log = process.log_path.read_text()
+    assert "stopped" in log and "Traceback" not in log
+    restarted: ServerProcess = server_process("--auth", "none", data_dir=data)
+
+    async def after() -> list[str]:
+        alice = await connect(restarted.port, "alice")
+        texts = [m.text for m in await alice.check()]
+        await alice.close()
+        return texts
+
+    assert run(after()) == ["before the stop"]
+
+
+async def _disconnected(client: Client) -> Disconnected:
+    while True:
+        event = await client.next_event()
+        if isinstance(event, Disconnected):
+            return event
