@@ -173,6 +173,7 @@ class ComposeView(ttk.Frame):
         """Write to ``name`` (from the users pane): one-person mode, that name selected."""
         if self.mode == "all":
             self.set_mode("one")
+        self.render()
         key = name_key(name)
         if self.tree.exists(key):
             if self.mode == "one":
@@ -360,6 +361,7 @@ class ComposeView(ttk.Frame):
             return False
         person = self.roster.lookup(typed)
         assert person is not None
+        self.render()  # a name that just appeared may still wait for the coalesced refresh
         key = name_key(person.name)
         if self.tree.exists(key):
             if self.mode == "one":

@@ -26,14 +26,14 @@ class LoginView(ttk.Frame):
 
         card = self.card = ttk.Frame(self, style="Surface.TFrame", padding=(28, 24))
         card.place(relx=0.5, rely=0.45, anchor="center")
-        ttk.Label(card, text="Mailslot", style="Title.TLabel").grid(
+        ttk.Label(card, text="Mailslot", style="Title.TLabel", background=theme.SURFACE).grid(
             row=0, column=0, columnspan=2, sticky="w"
         )
         self.subtitle = ttk.Label(
             card,
             text="Sign in to a Mailslot server to send and pick up messages.",
             style="Muted.TLabel",
-            wraplength=380,
+            wraplength=440,
         )
         self.subtitle.grid(row=1, column=0, columnspan=2, sticky="w", pady=(2, 18))
         for label in (self.subtitle,):
@@ -49,14 +49,14 @@ class LoginView(ttk.Frame):
             card,
             text="",
             style="Muted.TLabel",
-            wraplength=380,
+            wraplength=440,
             background=theme.SURFACE,
             justify="left",
         )
         self.password_hint.grid(row=5, column=0, columnspan=2, sticky="w", pady=(0, 4))
 
         self.message = ttk.Label(
-            card, text="", wraplength=380, justify="left", background=theme.SURFACE
+            card, text="", wraplength=440, justify="left", background=theme.SURFACE
         )
         self.message.grid(row=6, column=0, columnspan=2, sticky="ew", pady=(8, 4))
         self.progress = ttk.Progressbar(card, mode="indeterminate", length=380)

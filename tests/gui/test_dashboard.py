@@ -1,0 +1,143 @@
+"""The server dashboard and the demo, against real servers (S15–S17, B12)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailslot.client import SyncClient
+from mailslot.gui.dashboard import Dashboard
+from tests.gui.conftest import pump_for, pump_until
+
+
+@pytest.fixture
+def dashboard(root: Any, servers: Any) -> Iterator[Dashboard]:
+    import tkinter as tk
+
+    srv = servers()
+    top = tk.Toplevel(root)
+    dash = Dashboard(top, srv, confirm=lambda _title, _text: True)
+    yield dash
+    if not dash.stopping:
+        dash.stop()
+    pump_until(root, lambda: not srv._thread.is_alive(), what="the server to stop")
+
+
+def _online(dash: Dashboard, name: str) -> bool:
+    row = dash.table_row(name)
+    return row is not None and row[1] == "online"
+
+
+def test_table_marks_users_online_and_offline(root: Any, dashboard: Dashboard) -> None:
+    port = dashboard.server.port
+    alice = SyncClient.connect("127.0.0.1", port)
+    alice.login("alice")
+    bob = SyncClient.connect("127.0.0.1", port)
+    bob.login("bob")
+    pump_until(
+        root,
+        lambda: _online(dashboard, "alice") and _online(dashboard, "bob"),
+        what="alice and bob online in the table",
+    )
+    assert dashboard.counters["online"].cget("text") == "2"
+    bob.close()
+    pump_until(
+        root,
+        lambda: (
+            dashboard.table_row("bob") is not None and dashboard.table_row("bob")[1] == "offline"
+        ),  # type: ignore[index]
+        what="bob offline in the table",
+    )
+    assert "last seen" in dashboard.table_row("bob")[2]  # type: ignore[index]
+    # A rejected name, a send (count only, never the text) and a pickup show in the log.
+    intruder = SyncClient.connect("127.0.0.1", port)
+    with pytest.raises(Exception, match=r"(?i)in use"):
+        intruder.login("alice")
+    intruder.close()
+    alice.send("top secret words", to=["bob"])
+    pump_until(
+        root,
+        lambda: dashboard.table_row("bob")[3] == "1",  # type: ignore[index]
+        what="bob's waiting count",
+    )
+    log = dashboard.log_text()
+    assert "alice logged in" in log and "bob disconnected" in log
+    assert "Rejected “alice”" in log and "name already in use" in log
+    assert "alice sent a message to 1 recipient" in log
+    assert "top secret" not in log
+    dashboard.filter_var.set("ali")
+    pump_for(root, 0.05)
+    assert dashboard.table_row("bob") is None and dashboard.table_row("alice") is not None
+    dashboard.sort_by("waiting")
+    alice.close()
+
+
+def test_stays_responsive_under_an_event_flood(root: Any, dashboard: Dashboard) -> None:
+    feed = dashboard.server.server.events
+    for i in range(20_000):
+        feed.publish("connected", peer=f"127.0.0.1:{10000 + i % 50000}")
+    worst = 0.0
+    deadline = time.monotonic() + 20
+    while dashboard.events_seen < 20_000 and time.monotonic() < deadline:
+        t0 = time.monotonic()
+        root.update()
+        worst = max(worst, time.monotonic() - t0)
+        time.sleep(0.01)
+    assert dashboard.events_seen >= 20_000
+    assert worst < 0.5, f"one Tk update took {worst:.2f} s"
+    lines = int(dashboard.log.index("end-1c").split(".")[0])
+    assert lines <= 5001
+
+
+def test_closing_asks_and_stops_the_server(root: Any, servers: Any) -> None:
+    import tkinter as tk
+
+    srv = servers()
+    answers: list[bool] = [False, True]
+    asked: list[str] = []
+
+    def confirm(title: str, text: str) -> bool:
+        asked.append(title)
+        return answers.pop(0)
+
+    top = tk.Toplevel(root)
+    dash = Dashboard(top, srv, confirm=confirm)
+    pump_for(root, 0.1)
+    dash.request_close()  # "Cancel": keeps running
+    assert not dash.stopping and srv._thread.is_alive()
+    dash.request_close()  # "OK": stops cleanly
+    pump_until(root, lambda: not srv._thread.is_alive(), what="the server to stop")
+    assert asked == ["Stop the Mailslot server?"] * 2
+
+
+def test_demo_opens_dashboard_and_three_clients(root: Any, tmp_path: Path) -> None:
+    import tkinter as tk
+
+    from mailslot.gui.demo import Demo
+
+    top = tk.Toplevel(root)
+    demo = Demo(top, tmp_path)  # type: ignore[arg-type]
+    demo.dashboard.confirm = lambda _t, _x: True
+    try:
+        pump_until(
+            root,
+            lambda: all(a.state == "online" for a in demo.clients.values()),
+            what="alice, bob and carol to log in",
+        )
+        pump_until(
+            root,
+            lambda: all(_online(demo.dashboard, n) for n in demo.clients),
+            what="the dashboard to list them online",
+        )
+        pump_until(
+            root, lambda: demo.clients["bob"].inbox.waiting == 2, what="bob's greeting messages"
+        )
+    finally:
+        for app in demo.clients.values():
+            app.close()
+        demo.dashboard.stop()
+        pump_until(root, lambda: not demo.server._thread.is_alive(), what="the demo to stop")
