@@ -164,6 +164,10 @@ class Session:
                 replies.append(await self._handle(request))
             except Refusal as refusal:
                 replies.append(error_frame(request.id, refusal.code, str(refusal), **refusal.extra))
+            except Exception:
+                log.exception("failed to handle %s from %s", type(request).__name__, self.peer)
+                message = "the server failed on this request; nothing was changed"
+                replies.append(error_frame(request.id, ErrorCode.INTERNAL, message))
             if isinstance(request, Bye):
                 break
         await self._flush(replies)

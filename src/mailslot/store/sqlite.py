@@ -257,7 +257,7 @@ class SQLiteStore:
                 outcomes += self._write_sends(db, sends)
             db.execute("COMMIT")
             self.commits += 1
-        except sqlite3.Error as error:
+        except Exception as error:  # the thread must outlive any bad batch
             log.error("commit of %d jobs failed: %s", len(batch), error)
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -272,7 +272,7 @@ class SQLiteStore:
         db.execute("SAVEPOINT job")
         try:
             result = job.run(db)
-        except sqlite3.Error as error:
+        except Exception as error:
             db.execute("ROLLBACK TO job")
             return job.future, False, StoreError(str(error))
         finally:
