@@ -62,8 +62,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep", action="store_true", help="keep the temporary data directories")
     ap.add_argument("--mailslot-args", default="",
                     help="extra arguments for `mailslot server` (quoted)")
-    ap.add_argument("--profile", choices=("none", "cprofile"), default="none",
-                    help="run the Mailslot server under cProfile (writes mailslot.prof)")
+    ap.add_argument("--profile", choices=("none", "cprofile", "py-spy"), default="none",
+                    help="profile the Mailslot server: cProfile (main thread, mailslot.prof in "
+                    "the workdir, use --keep) or py-spy (all threads, raw stacks in "
+                    "bench/results); figures from a profiled run are not comparable")
     return ap.parse_args(argv)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +26,8 @@ from bench.harness import PhaseRun, Worker, bounded_gather, run_phase, split
 from bench.payload import text_for, user_name
 from bench.procs import ServerProc, free_port
 from bench.sys_mqtt import latency_workers
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 HOST = "127.0.0.1"
 BATCH = 200
@@ -417,6 +421,27 @@ class Mailslot(System):
                  "--no-limits", *self.extra_args]
         self.server = ServerProc(self.name, argv, self.port, self.workdir)
         self.server.start()
+        self.spy: subprocess.Popen[bytes] | None = None
+        if self.profile == "py-spy":
+            spy = Path(sys.executable).with_name("py-spy")
+            out = RESULTS / f"mailslot-py-spy-{self.server.pid}.txt"
+            RESULTS.mkdir(exist_ok=True)
+            self.spy = subprocess.Popen(
+                [str(spy), "record", "--pid", str(self.server.pid), "--format", "raw",
+                 "--threads", "--rate", "200", "--nonblocking", "-o", str(out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            print(f"[mailslot] py-spy recording to {out}", flush=True)
+
+    def stop(self) -> int | None:
+        rc = super().stop()
+        if getattr(self, "spy", None) is not None:
+            assert self.spy is not None
+            try:
+                self.spy.wait(30)
+            except subprocess.TimeoutExpired:
+                self.spy.send_signal(signal.SIGINT)
+                self.spy.wait(10)
+        return rc
 
     def _users(self, users: list[int]) -> list[list[int]]:
         return split(users, self.p.procs)

@@ -300,6 +300,9 @@ class DrainWorker(Worker):
             if not done.done() and now() - last[0] >= self.idle:
                 break
         c.flush()
+        # PINGREQ/PINGRESP fence: the broker has read every PUBACK before DISCONNECT
+        # (without it Mosquitto 2.0.11 redelivers some acknowledged messages later)
+        await c.ping()
         await c.disconnect()
 
     async def run(self) -> Result:

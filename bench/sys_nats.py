@@ -155,7 +155,19 @@ class DrainWorker(Worker):
 
     async def run(self) -> Result:
         await bounded_gather([self.one(u) for u in self.users], self.conc)
-        return {"got": self.got}
+        # Acks are plain publishes that JetStream applies asynchronously; the drain is
+        # done when the server has applied them all, i.e. the stream is empty (work-queue
+        # and interest retention both delete a message once acked by every consumer).
+        t = now()
+        jsm = self.nc.jsm()
+        left = -1
+        while now() - t < 120:
+            info = await jsm.stream_info(self.stream)
+            left = int(info.state.messages)
+            if left == 0:
+                break
+            await asyncio.sleep(0.05)
+        return {"got": self.got, "settle_s": now() - t, "stream_left": left}
 
     async def close(self) -> None:
         await self.nc.close()
@@ -252,6 +264,7 @@ class LatencyWorker(Worker):
                  window: int) -> None:
         self.port, self.name, self.plan, self.at, self.window = port, name, plan, at, window
         self.checker = name == "lat0"
+        self.check_failures = 0
 
     async def prepare(self) -> None:
         self.nc = await _connect(self.port)
@@ -263,7 +276,12 @@ class LatencyWorker(Worker):
         req = json.dumps({"batch": 1, "no_wait": True}).encode()
         while not stop.is_set():
             t = now()
-            await self.nc.request(f"$JS.API.CONSUMER.MSG.NEXT.MAIL.{CHECK_USER}", req, timeout=5)
+            try:
+                await self.nc.request(f"$JS.API.CONSUMER.MSG.NEXT.MAIL.{CHECK_USER}", req,
+                                      timeout=5)
+            except Exception:
+                self.check_failures += 1
+                continue
             out.append((now() - t) * 1000)
             await asyncio.sleep(max(0.0, 1 / rate - (now() - t)))
         return out
@@ -289,7 +307,8 @@ class LatencyWorker(Worker):
         await asyncio.wait_for(self.js.publish_async_completed(), 60)
         stop.set()
         check_ms = await chk if chk is not None else []
-        return {"lat_ms": lat, "check_ms": check_ms, "sent": len(self.pkts), "acked": ok[0]}
+        return {"lat_ms": lat, "check_ms": check_ms, "sent": len(self.pkts), "acked": ok[0],
+                "check_failures": self.check_failures}
 
     async def close(self) -> None:
         await self.nc.close()
