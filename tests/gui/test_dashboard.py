@@ -24,7 +24,7 @@ def dashboard(root: Any, servers: Any) -> Iterator[Dashboard]:
     yield dash
     if not dash.stopping:
         dash.stop()
-    pump_until(root, lambda: not srv._thread.is_alive(), what="the server to stop")
+    pump_until(root, lambda: not srv.running, what="the server to stop")
 
 
 def _online(dash: Dashboard, name: str) -> bool:
@@ -108,9 +108,9 @@ def test_closing_asks_and_stops_the_server(root: Any, servers: Any) -> None:
     dash = Dashboard(top, srv, confirm=confirm)
     pump_for(root, 0.1)
     dash.request_close()  # "Cancel": keeps running
-    assert not dash.stopping and srv._thread.is_alive()
+    assert not dash.stopping and srv.running
     dash.request_close()  # "OK": stops cleanly
-    pump_until(root, lambda: not srv._thread.is_alive(), what="the server to stop")
+    pump_until(root, lambda: not srv.running, what="the server to stop")
     assert asked == ["Stop the Mailslot server?"] * 2
 
 
@@ -140,4 +140,4 @@ def test_demo_opens_dashboard_and_three_clients(root: Any, tmp_path: Path) -> No
         for app in demo.clients.values():
             app.close()
         demo.dashboard.stop()
-        pump_until(root, lambda: not demo.server._thread.is_alive(), what="the demo to stop")
+        pump_until(root, lambda: not demo.server.running, what="the demo to stop")

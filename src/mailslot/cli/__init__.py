@@ -23,7 +23,7 @@ def _gui_client(args: argparse.Namespace) -> int:
     server = None
     if args.server:
         host, port = server_address(args)
-        server = f"{host}:{port}"
+        server = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return run_client(server, args.user, tls_context(args))
 
 

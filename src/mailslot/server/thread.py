@@ -24,6 +24,10 @@ class ServerThread:
         return self._server
 
     @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
     def port(self) -> int:
         return self.server.port
 
