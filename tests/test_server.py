@@ -309,3 +309,18 @@ def test_dashboard_snapshot_and_events(server: ServerThread) -> None:
     snapshot = server.snapshot()
     assert snapshot.delivered == 1 and snapshot.online == 0
     assert all(u.last_seen is not None for u in snapshot.users)
+
+
+def test_a_client_may_decline_presence_events_but_still_gets_mail(server: ServerThread) -> None:
+    async def scenario() -> None:
+        quiet = await Client.connect("127.0.0.1", server.port)
+        await quiet.login("quiet", presence=False)
+        loud = await connect(server, "loud")
+        await loud.send("psst", to=["quiet"])
+        await loud.close()
+        assert await _event_of(quiet, MailWaiting) == MailWaiting(1)
+        await quiet.ping()  # everything pushed before this reply has arrived
+        assert all(isinstance(event, MailWaiting) for event in quiet.drain_events())
+        await quiet.close()
+
+    run(scenario())

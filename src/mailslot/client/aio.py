@@ -209,6 +209,13 @@ class Client:
         """The next push event; the newest MAX_QUEUED_EVENTS are kept until asked for."""
         return await self._events.get()
 
+    def drain_events(self) -> list[Event]:
+        """Every push event received and not yet taken, without waiting."""
+        events = []
+        while not self._events.empty():
+            events.append(self._events.get_nowait())
+        return events
+
     def _emit(self, event: Event) -> None:
         if self._events.full():
             self._events.get_nowait()

@@ -63,6 +63,7 @@ class MailslotServer:
         self.login_throttle = LoginThrottle(config.limits.login_failures)
         self.claims: dict[str, Session] = {}  # names logged in, or logging in, right now
         self.sessions: set[Session] = set()
+        self.presence_watchers: set[Session] = set()  # logged in and asking for presence events
         self.delivered = 0
         self.started_at = datetime.now(UTC)
         self.port = config.port
@@ -156,6 +157,8 @@ class MailslotServer:
         state = session.user
         assert state is not None
         self.directory.went_online(state, session, datetime.now(UTC))
+        if session.presence:
+            self.presence_watchers.add(session)
         log.info("login %r from %s%s", state.name, session.peer, " (new user)" if created else "")
         self.events.publish("login", user=state.name, peer=session.peer)
         if created:
@@ -164,6 +167,7 @@ class MailslotServer:
 
     async def disconnected(self, session: Session) -> None:
         self.sessions.discard(session)
+        self.presence_watchers.discard(session)
         state = session.user
         reason = session.close_reason or "closed"
         if state is None:
@@ -177,11 +181,10 @@ class MailslotServer:
         self.events.publish("disconnected", user=state.name, peer=session.peer, detail=reason)
         self._broadcast({"event": "offline", "user": state.name}, session)
 
-    def _broadcast(self, event: dict[str, str], sender: Session) -> None:
+    def _broadcast(self, event: dict[str, str], origin: Session) -> None:
         frame = encode(event)
-        for state in self.directory.online:
-            session = state.session
-            if session is not None and session is not sender and session.presence:
+        for session in self.presence_watchers:
+            if session is not origin:
                 session.push(frame)
 
     # -- routing ---------------------------------------------------------------------
