@@ -190,8 +190,7 @@ class MailslotServer:
     # -- routing ---------------------------------------------------------------------
 
     def user_created(self, record: UserRecord) -> UserState:
-        state = self.directory.add(record)
-        log.info("new user %r", record.name)
+        state = self.directory.add(record)  # logged with the login it belongs to
         self.events.publish("user_created", user=record.name)
         return state
 
