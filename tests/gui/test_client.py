@@ -62,7 +62,9 @@ def test_unreachable_server_then_retry(root: Any, servers: Any, clients: Any) ->
     port = free_port()
     app = clients(None, "erin", login=False, address=f"127.0.0.1:{port}")
     app.login.submit()
-    pump_until(root, lambda: "Could not connect" in _message(app), what="the unreachable error")
+    pump_until(
+        root, lambda: "nothing is listening there" in _message(app), what="the unreachable error"
+    )
     assert app.login.retry_button.winfo_manager()  # a Retry button is offered
     servers(port=port)
     app.login.retry_button.invoke()
@@ -235,7 +237,7 @@ def test_connection_loss_and_reconnect_keeps_draft(root: Any, servers: Any, clie
     alice.compose.set_text("a draft that must survive")
     srv.stop()
     pump_until(root, lambda: alice.state == "reconnecting", what="the loss to show")
-    assert "lost" in alice.status_text
+    assert "Disconnected. Reconnecting" in alice.status_text
     assert "disabled" in alice.compose.send_button.state()
     servers(port=port, name="srv")  # same data, same port
     pump_until(root, lambda: alice.state == "online", timeout=15, what="the reconnect")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import ssl
 from collections.abc import Callable, Iterable, MutableSet
 from typing import Any
@@ -97,8 +98,7 @@ class Client:
         except ssl.SSLError as error:
             raise ConnectError(f"TLS with {where} failed: {error.reason}") from None
         except OSError as error:
-            reason = error.strerror or str(error)
-            raise ConnectError(f"cannot reach the server at {where}: {reason}") from None
+            raise ConnectError(f"cannot reach the server at {where}: {_why(error)}") from None
         splitter = LineSplitter(CLIENT_MAX_FRAME)
         try:
             welcome = await asyncio.wait_for(_first_frame(reader, splitter), timeout)
@@ -299,3 +299,14 @@ async def _first_frame(reader: asyncio.StreamReader, splitter: LineSplitter) -> 
             if len(lines) > 1:
                 raise ValueError("unexpected frames before the greeting")
             return decode_frame(lines[0])
+
+
+def _why(error: OSError) -> str:
+    """A connection failure as a short human reason, not the socket call that failed."""
+    if isinstance(error, ConnectionRefusedError):
+        return "nothing is listening there (connection refused)"
+    if isinstance(error, socket.gaierror):
+        return "the host name is unknown"
+    if isinstance(error, TimeoutError):
+        return "no answer"
+    return (error.strerror or str(error)).rstrip(".").lower()

@@ -247,12 +247,14 @@ class ClientApp:
             font=theme.font(main, 2),
         )
         self.state_dot.pack(side="left", padx=(18, 6))
-        self.status = ttk.Label(header, text="", style="Header.TLabel")
-        self.status.pack(side="left")
+        # The buttons are packed before the status text, so a long status is clipped
+        # instead of pushing them out of the window.
         self.signout_button = ttk.Button(
             header, text="Sign out", style="Header.TButton", command=self.sign_out
         )
         self.signout_button.pack(side="right")
+        self.status = ttk.Label(header, text="", style="Header.TLabel")
+        self.status.pack(side="left", fill="x", expand=True)
         self.reconnect_button = ttk.Button(
             header, text="Reconnect now", style="Header.TButton", command=self._reconnect_now
         )
@@ -370,18 +372,15 @@ class ClientApp:
         self.inbox.set_enabled(False)
         for p in self.roster.people():
             self.roster.set_online(p.name, False)
-        self._lost_reason = reason
+        log.info("connection to %s lost: %s", self.address, reason)
         self._schedule_reconnect()
 
     def _schedule_reconnect(self) -> None:
         delay = BACKOFF[min(self._attempt, len(BACKOFF) - 1)]
         self._attempt += 1
-        self._set_status(
-            f"Connection to {self.address} lost ({self._lost_reason}). "
-            f"Reconnecting in {delay:.0f} s…",
-            theme.WARNING,
-        )
-        self.reconnect_button.pack(side="right", padx=(0, 8))
+        # Kept short so it fits an 800-pixel window beside its buttons.
+        self._set_status(f"Disconnected. Reconnecting in {delay:.0f} s…", theme.WARNING)
+        self.reconnect_button.pack(side="right", padx=(0, 8), before=self.status)
         self._retry_job = self.window.after(int(delay * 1000), self._reconnect)
 
     def _reconnect_now(self) -> None:
@@ -426,7 +425,7 @@ class ClientApp:
             self._back_to_login()
             self.login.show_error(sentence, field)  # type: ignore[arg-type]
             return
-        self._lost_reason = str(exc) if str(exc) else code
+        log.info("reconnecting to %s failed: %s", self.address, exc or code)
         self._schedule_reconnect()
 
     # ===== archive and inbox ================================================================

@@ -35,7 +35,7 @@ def login_sentence(exc: BaseException, user: str, where: str) -> tuple[str, str]
     if code in {"unreachable", "connection_lost", "protocol"} or isinstance(exc, OSError):
         detail = str(exc)
         return (
-            f"Could not connect: {detail[0].upper() + detail[1:] if detail else where}. "
+            f"{detail[0].upper() + detail[1:] if detail else 'Cannot reach ' + where}. "
             "Check the address and that the server is running, then retry.",
             "server",
         )
