@@ -60,9 +60,15 @@ def test_a_broadcast_stores_its_text_once_and_deletes_it_after_the_last_ack(
         store = SQLiteStore(path)
         await store.open()
         ids = [(await store.create_user(f"u{i}", f"u{i}", None, i)).id for i in range(50)]
+        await store.ack(ids[1], [await store.enqueue("u0", [ids[1]], "just one", 4)])
+        assert _count(path, "messages") == 0  # one recipient: the queue row holds it all
         message_id = await store.enqueue("u0", ids[1:], "to all", 5)
         assert _count(path, "messages") == 1
         assert _count(path, "queue") == 49
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT count(*) FROM queue WHERE text IS NOT NULL").fetchone() == (
+                0,
+            )
         for user_id in ids[1:-1]:
             assert await store.ack(user_id, [message_id]) == 1
         assert await store.ack(ids[1], [message_id]) == 0  # twice is harmless

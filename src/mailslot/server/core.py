@@ -201,7 +201,6 @@ class MailslotServer:
                 state.session.push(encode({"event": "mail", "waiting": state.waiting}))
         if self.events.watched:
             self.events.publish("enqueued", user=sender.name, count=len(recipients))
-        log.debug("%r sent a message to %d recipients", sender.name, len(recipients))
 
     def acknowledged(self, state: UserState, count: int) -> None:
         if not count:

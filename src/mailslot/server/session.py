@@ -101,7 +101,11 @@ class Session:
         self.last_activity = time.monotonic()
         self.close_reason: str | None = None
         limits = server.config.limits
-        self._bucket = TokenBucket(limits.rate_per_second, limits.rate_burst)
+        self._bucket = (
+            TokenBucket(limits.rate_per_second, limits.rate_burst)
+            if limits.rate_per_second > 0
+            else None
+        )
         self._malformed_in_a_row = 0
 
     # -- the connection's task -------------------------------------------------
@@ -161,7 +165,11 @@ class Session:
                 continue
             self._malformed_in_a_row = 0
             try:
-                replies.append(await self._handle(request))
+                self._admit(request)
+                if isinstance(request, Login):  # the only request that waits before replying
+                    replies.append(await self._login(request))
+                else:
+                    replies.append(_HANDLERS[type(request)](self, request))
             except Refusal as refusal:
                 replies.append(error_frame(request.id, refusal.code, str(refusal), **refusal.extra))
             except Exception:
@@ -223,8 +231,8 @@ class Session:
 
     # -- requests ----------------------------------------------------------------
 
-    async def _handle(self, request: Request) -> bytes | _Pending:
-        if not isinstance(request, Ping | Bye):
+    def _admit(self, request: Request) -> None:
+        if self._bucket is not None and not isinstance(request, Ping | Bye):
             wait = self._bucket.take()
             if wait:
                 raise Refusal(
@@ -232,25 +240,13 @@ class Session:
                     f"too many requests; retry in {wait:.1f} seconds",
                     retry_after=round(wait, 3),
                 )
-        match request:
-            case Send():
-                return self._send(request)
-            case Check():
-                return self._check(request)
-            case Ack():
-                return self._ack(request)
-            case Users():
-                return self._users(request)
-            case Login():
-                return await self._login(request)
-            case Hello():
-                return self._hello(request)
-            case Ping():
-                return encode({"id": request.id, "ok": True, "pong": True})
-            case Bye():
-                self.close_reason = "bye"
-                return encode({"id": request.id, "ok": True, "bye": True})
-        raise AssertionError(f"unhandled request {request!r}")
+
+    def _ping(self, request: Ping) -> bytes:
+        return encode({"id": request.id, "ok": True, "pong": True})
+
+    def _bye(self, request: Bye) -> bytes:
+        self.close_reason = "bye"
+        return encode({"id": request.id, "ok": True, "bye": True})
 
     def _me(self) -> UserState:
         if self.user is None:
@@ -450,3 +446,14 @@ class Session:
 
         ids = list(dict.fromkeys(request.ids))
         return _Pending(request.id, self.server.store.ack(me.record.id, ids), deleted)
+
+
+_HANDLERS: dict[type, Callable[[Session, Any], bytes | _Pending]] = {
+    Send: Session._send,
+    Check: Session._check,
+    Ack: Session._ack,
+    Users: Session._users,
+    Hello: Session._hello,
+    Ping: Session._ping,
+    Bye: Session._bye,
+}
