@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mailslot.store import SQLiteStore
+from mailslot.store import NewMessage, SQLiteStore
 from mailslot.store.sqlite import StoreError
 from tests.conftest import run
+
+
+async def send_one(store: SQLiteStore, sender: str, to: list[int], text: str, at: int) -> int:
+    (message_id,) = await store.enqueue([NewMessage(sender, to, text, at)])
+    return message_id
 
 
 def _count(path: Path, table: str) -> int:
@@ -27,8 +32,8 @@ def test_users_and_queues_survive_reopening(tmp_path: Path) -> None:
         alice = await store.create_user("alice", "Alice", None, 1)
         bob = await store.create_user("bob", "bob", "scrypt$x", 2)
         await store.create_user("carol", "carol", None, 3)
-        await store.enqueue("Alice", [bob.id], "hello", 10)
-        await store.enqueue("bob", [alice.id], "hi", 11)
+        await send_one(store, "Alice", [bob.id], "hello", 10)
+        await send_one(store, "bob", [alice.id], "hi", 11)
         await store.close()
 
     async def second() -> None:
@@ -60,9 +65,9 @@ def test_a_broadcast_stores_its_text_once_and_deletes_it_after_the_last_ack(
         store = SQLiteStore(path)
         await store.open()
         ids = [(await store.create_user(f"u{i}", f"u{i}", None, i)).id for i in range(50)]
-        await store.ack(ids[1], [await store.enqueue("u0", [ids[1]], "just one", 4)])
+        await store.ack(ids[1], [await send_one(store, "u0", [ids[1]], "just one", 4)])
         assert _count(path, "messages") == 0  # one recipient: the queue row holds it all
-        message_id = await store.enqueue("u0", ids[1:], "to all", 5)
+        message_id = await send_one(store, "u0", ids[1:], "to all", 5)
         assert _count(path, "messages") == 1
         assert _count(path, "queue") == 49
         with sqlite3.connect(path) as db:
@@ -86,7 +91,7 @@ def test_fetch_pages_with_after_and_reports_more(tmp_path: Path) -> None:
         store = SQLiteStore(tmp_path / "m.sqlite3")
         await store.open()
         bob = await store.create_user("bob", "bob", None, 0)
-        sent = [await store.enqueue("a", [bob.id], f"m{i}", i) for i in range(5)]
+        sent = [await send_one(store, "a", [bob.id], f"m{i}", i) for i in range(5)]
         first = await store.fetch(bob.id, 3)
         assert [m.id for m in first.messages] == sent[:3] and first.more
         rest = await store.fetch(bob.id, 3, after=sent[2])
@@ -106,7 +111,7 @@ def test_concurrent_sends_share_commits(tmp_path: Path) -> None:
         bob = await store.create_user("bob", "bob", None, 0)
         before = store.commits
         results = await asyncio.gather(
-            *(store.enqueue("a", [bob.id], f"m{i}", i) for i in range(500))
+            *(send_one(store, "a", [bob.id], f"m{i}", i) for i in range(500))
         )
         assert len(set(results)) == 500
         assert store.commits - before < 50
@@ -154,7 +159,7 @@ def test_message_ids_are_never_reused(tmp_path: Path) -> None:
         await store.open()
         users = await store.load_users()
         bob = users[0] if users else await store.create_user("bob", "bob", None, 0)
-        message_id = await store.enqueue("a", [bob.id], "x", 1)
+        message_id = await send_one(store, "a", [bob.id], "x", 1)
         assert message_id > expect_above
         assert await store.ack(bob.id, [message_id]) == 1
         await store.close()

@@ -188,3 +188,23 @@ def test_server_memory_stays_bounded_under_abuse(server_process: Any, tmp_path: 
     assert process.rss_kib() < baseline + 64 * 1024
     alive = Raw(process.port)
     assert alive.request({"op": "ping", "id": 1})["pong"] is True
+
+
+def test_pipelined_requests_are_answered_in_order(server: ServerThread) -> None:
+    raw = Raw(server.port)
+    raw.request({"op": "login", "id": 0, "user": "alice"})
+    frames = [
+        {"op": "send", "id": 1, "mode": "one", "to": ["alice"], "text": "first"},
+        {"op": "send", "id": 2, "mode": "one", "to": ["nobody"], "text": "refused"},
+        {"op": "send", "id": 3, "mode": "one", "to": ["alice"], "text": "second"},
+        {"op": "check", "id": 4},
+        {"op": "send", "id": 5, "mode": "one", "to": ["alice"], "text": "third"},
+        {"op": "ping", "id": 6},
+    ]
+    raw.send(b"".join(json.dumps(frame).encode() + b"\n" for frame in frames))
+    replies = [raw.read_reply() for _ in frames]
+    assert [reply["id"] for reply in replies] == [1, 2, 3, 4, 5, 6]
+    assert [reply["ok"] for reply in replies] == [True, False, True, True, True, True]
+    assert replies[1]["error"] == "unknown_recipient"
+    assert [m["text"] for m in replies[3]["messages"]] == ["first", "second"]  # sees earlier sends
+    assert replies[0]["msg"] < replies[2]["msg"] < replies[4]["msg"]

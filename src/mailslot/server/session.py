@@ -39,7 +39,7 @@ from mailslot.protocol import (
 from mailslot.server.directory import UserState
 from mailslot.server.passwords import hash_password, verify_password
 from mailslot.server.throttle import TokenBucket
-from mailslot.store import Batch
+from mailslot.store import Batch, NewMessage
 
 if TYPE_CHECKING:
     from mailslot.server.core import MailslotServer
@@ -59,19 +59,40 @@ class Refusal(Exception):
         self.code = code
         self.extra = extra
 
+    def frame(self, request_id: int | None) -> bytes:
+        return error_frame(request_id, self.code, str(self), **self.extra)
+
 
 class _Pending:
-    """A reply that waits for the store: the job's future and how to turn its result
-    into the reply frame."""
+    """A reply that waits for the store: the job's future, how to turn its result into
+    the reply frames, and which requests to answer with an error if the store fails."""
 
-    __slots__ = ("finish", "future", "request_id")
+    __slots__ = ("finish", "future", "request_ids")
 
     def __init__(
-        self, request_id: int | None, future: Awaitable[Any], finish: Callable[[Any], bytes]
+        self,
+        request_ids: list[int | None],
+        future: Awaitable[Any],
+        finish: Callable[[Any], bytes],
     ) -> None:
-        self.request_id = request_id
+        self.request_ids = request_ids
         self.future = future
         self.finish = finish
+
+    def failed(self) -> bytes:
+        sentence = "the server could not store this; nothing was changed"
+        return b"".join(error_frame(i, ErrorCode.INTERNAL, sentence) for i in self.request_ids)
+
+
+class _Sends:
+    """Consecutive sends of one read, handed to the store as one job."""
+
+    __slots__ = ("messages", "recipients", "request_ids")
+
+    def __init__(self) -> None:
+        self.request_ids: list[int | None] = []
+        self.recipients: list[list[UserState]] = []
+        self.messages: list[NewMessage] = []
 
 
 def now_micros() -> int:
@@ -153,8 +174,18 @@ class Session:
 
     async def _answer(self, lines: list[bytes]) -> None:
         replies: list[bytes | _Pending] = []
+        sends = _Sends()  # consecutive sends: stored together, before any later reply
         for line in lines:
             request = decode_request(line)
+            refused = self._take_send(request, sends) if isinstance(request, Send) else None
+            if isinstance(request, Send) and refused is None:
+                continue
+            if sends.messages:
+                replies.append(self._store_sends(sends))
+                sends = _Sends()
+            if refused is not None:
+                replies.append(refused)
+                continue
             if isinstance(request, BadFrame):
                 self._malformed_in_a_row += 1
                 replies.append(error_frame(request.id, request.code, request.message))
@@ -171,16 +202,31 @@ class Session:
                 else:
                     replies.append(_HANDLERS[type(request)](self, request))
             except Refusal as refusal:
-                replies.append(error_frame(request.id, refusal.code, str(refusal), **refusal.extra))
+                replies.append(refusal.frame(request.id))
             except Exception:
                 log.exception("failed to handle %s from %s", type(request).__name__, self.peer)
                 message = "the server failed on this request; nothing was changed"
                 replies.append(error_frame(request.id, ErrorCode.INTERNAL, message))
             if isinstance(request, Bye):
                 break
+        if sends.messages:
+            replies.append(self._store_sends(sends))
         await self._flush(replies)
         if self.close_reason == "bye":
             await self.close()
+
+    def _take_send(self, request: Send, sends: _Sends) -> bytes | None:
+        """Add a valid send to the group (None), or the error reply that refuses it."""
+        self._malformed_in_a_row = 0
+        try:
+            self._admit(request)
+            self._prepare_send(request, sends)
+        except Refusal as refusal:
+            return refusal.frame(request.id)
+        except Exception:
+            log.exception("failed to handle a send from %s", self.peer)
+            return error_frame(request.id, ErrorCode.INTERNAL, "the server failed on this send")
+        return None
 
     async def _flush(self, replies: list[bytes | _Pending]) -> None:
         """Write the replies in request order, each store-bound one once its commit is done."""
@@ -193,13 +239,7 @@ class Session:
                 result = await reply.future
             except Exception as error:
                 log.error("store failure for %s: %s", self.peer, error)
-                ready.append(
-                    error_frame(
-                        reply.request_id,
-                        ErrorCode.INTERNAL,
-                        "the server could not store this; nothing was changed",
-                    )
-                )
+                ready.append(reply.failed())
             else:
                 ready.append(reply.finish(result))
         self.write(b"".join(ready))
@@ -347,7 +387,8 @@ class Session:
         ]
         return encode({"id": request.id, "ok": True, "users": users})
 
-    def _send(self, request: Send) -> _Pending:
+    def _prepare_send(self, request: Send, sends: _Sends) -> None:
+        """Validate a send and add it to the group that goes to the store together."""
         me = self._me()
         limits = self.server.config.limits
         text = request.text
@@ -360,22 +401,37 @@ class Session:
                 max=limits.max_text,
             )
         recipients = self._recipients(me, request)
-        at = now_micros()
-        future = self.server.store.enqueue(me.name, [s.record.id for s in recipients], text, at)
+        sends.request_ids.append(request.id)
+        sends.recipients.append(recipients)
+        sends.messages.append(
+            NewMessage(me.name, [s.record.id for s in recipients], text, now_micros())
+        )
 
-        def sent(message_id: int) -> bytes:
-            self.server.delivered_to_queues(me, recipients)
-            return encode(
-                {
-                    "id": request.id,
-                    "ok": True,
-                    "msg": message_id,
-                    "at": format_time(at),
-                    "recipients": len(recipients),
-                }
-            )
+    def _store_sends(self, sends: _Sends) -> _Pending:
+        me = self.user
+        assert me is not None
 
-        return _Pending(request.id, future, sent)
+        def stored(message_ids: list[int]) -> bytes:
+            replies = []
+            for request_id, recipients, message, message_id in zip(
+                sends.request_ids, sends.recipients, sends.messages, message_ids, strict=True
+            ):
+                self.server.delivered_to_queues(me, recipients)
+                replies.append(
+                    encode(
+                        {
+                            "id": request_id,
+                            "ok": True,
+                            "msg": message_id,
+                            "at": format_time(message.at),
+                            "recipients": len(recipients),
+                        }
+                    )
+                )
+            return b"".join(replies)
+
+        future = self.server.store.enqueue(sends.messages)
+        return _Pending(sends.request_ids, future, stored)
 
     def _recipients(self, me: UserState, request: Send) -> list[UserState]:
         directory = self.server.directory
@@ -435,7 +491,7 @@ class Session:
             )
 
         future = self.server.store.fetch(me.record.id, limit, request.after)
-        return _Pending(request.id, future, fetched)
+        return _Pending([request.id], future, fetched)
 
     def _ack(self, request: Ack) -> _Pending:
         me = self._me()
@@ -445,11 +501,10 @@ class Session:
             return encode({"id": request.id, "ok": True, "deleted": count, "waiting": me.waiting})
 
         ids = list(dict.fromkeys(request.ids))
-        return _Pending(request.id, self.server.store.ack(me.record.id, ids), deleted)
+        return _Pending([request.id], self.server.store.ack(me.record.id, ids), deleted)
 
 
 _HANDLERS: dict[type, Callable[[Session, Any], bytes | _Pending]] = {
-    Send: Session._send,
     Check: Session._check,
     Ack: Session._ack,
     Users: Session._users,

@@ -1,6 +1,6 @@
 """Persistent state: the username log, credentials and per-user queues."""
 
-from mailslot.store.base import Batch, Store, StoredMessage, UserRecord
+from mailslot.store.base import Batch, NewMessage, Store, StoredMessage, UserRecord
 from mailslot.store.sqlite import SQLiteStore
 
-__all__ = ["Batch", "SQLiteStore", "Store", "StoredMessage", "UserRecord"]
+__all__ = ["Batch", "NewMessage", "SQLiteStore", "Store", "StoredMessage", "UserRecord"]

@@ -25,6 +25,14 @@ class StoredMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class NewMessage:
+    sender: str
+    recipient_ids: Sequence[int]
+    text: str
+    at: int  # reception time, microseconds since the epoch, UTC
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     messages: list[StoredMessage]
     more: bool
@@ -56,10 +64,8 @@ class Store(Protocol):
     # a connection can hand many pipelined requests to the store before awaiting
     # any, and they share one commit.
 
-    def enqueue(
-        self, sender: str, recipient_ids: Sequence[int], text: str, at: int
-    ) -> Awaitable[int]:
-        """Store the text once and queue it for every recipient; the message id."""
+    def enqueue(self, messages: Sequence[NewMessage]) -> Awaitable[list[int]]:
+        """Store each text once and queue it for its recipients; the ids, in order."""
         ...
 
     def fetch(self, user_id: int, limit: int, after: int = 0) -> Awaitable[Batch]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mailslot.store.base import Batch, StoredMessage, UserRecord
+from mailslot.store.base import Batch, NewMessage, StoredMessage, UserRecord
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,9 @@ class _Call:
 
 @dataclass(slots=True)
 class _Enqueue:
-    """A send: consecutive ones are written together with executemany."""
+    """Sends: consecutive ones are written together with executemany."""
 
-    sender: str
-    recipient_ids: Sequence[int]
-    text: str
-    at: int
+    messages: Sequence[NewMessage]
     future: asyncio.Future[Any]
 
 
@@ -151,11 +148,9 @@ class SQLiteStore:
 
         return await self._submit(create, isolated=True)
 
-    def enqueue(
-        self, sender: str, recipient_ids: Sequence[int], text: str, at: int
-    ) -> asyncio.Future[int]:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._put(_Enqueue(sender, recipient_ids, text, at, future))
+    def enqueue(self, messages: Sequence[NewMessage]) -> asyncio.Future[list[int]]:
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._put(_Enqueue(messages, future))
         return future
 
     def fetch(self, user_id: int, limit: int, after: int = 0) -> asyncio.Future[Batch]:
@@ -295,15 +290,16 @@ class SQLiteStore:
     @staticmethod
     def _write_sends(db: sqlite3.Connection, sends: list[_Enqueue]) -> list[_Outcome]:
         """Store consecutive sends with a few executemany calls; their message ids."""
+        messages = [message for send in sends for message in send.messages]
         (last_id,) = db.execute(
             "SELECT value FROM counters WHERE name = 'last_message_id'"
         ).fetchone()
-        ids = range(last_id + 1, last_id + 1 + len(sends))
+        ids = range(last_id + 1, last_id + 1 + len(messages))
         db.execute("UPDATE counters SET value = ? WHERE name = 'last_message_id'", (ids[-1],))
         alone = [
-            (send.recipient_ids[0], message_id, send.sender, send.at, send.text)
-            for message_id, send in zip(ids, sends, strict=True)
-            if len(send.recipient_ids) == 1
+            (m.recipient_ids[0], message_id, m.sender, m.at, m.text)
+            for message_id, m in zip(ids, messages, strict=True)
+            if len(m.recipient_ids) == 1
         ]
         if alone:
             db.executemany(
@@ -311,23 +307,27 @@ class SQLiteStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 alone,
             )
-        if len(alone) < len(sends):
+        if len(alone) < len(messages):
             shared = [
-                (message_id, send)
-                for message_id, send in zip(ids, sends, strict=True)
-                if len(send.recipient_ids) != 1
+                (message_id, m)
+                for message_id, m in zip(ids, messages, strict=True)
+                if len(m.recipient_ids) != 1
             ]
             db.executemany(
                 "INSERT INTO messages (id, sender, received_at, text, refs) VALUES (?, ?, ?, ?, ?)",
-                [(i, s.sender, s.at, s.text, len(s.recipient_ids)) for i, s in shared],
+                [(i, m.sender, m.at, m.text, len(m.recipient_ids)) for i, m in shared],
             )
             db.executemany(
                 "INSERT INTO queue (user_id, message_id) VALUES (?, ?)",
-                [(user_id, i) for i, s in shared for user_id in s.recipient_ids],
+                [(user_id, i) for i, m in shared for user_id in m.recipient_ids],
             )
-        return [
-            (send.future, True, message_id) for message_id, send in zip(ids, sends, strict=True)
-        ]
+        outcomes: list[_Outcome] = []
+        start = 0
+        for send in sends:
+            end = start + len(send.messages)
+            outcomes.append((send.future, True, list(ids[start:end])))
+            start = end
+        return outcomes
 
 
 def _resolve(outcomes: list[_Outcome]) -> None:
