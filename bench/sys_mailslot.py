@@ -10,7 +10,6 @@ no presence either).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 import msgspec
 
 from bench.base import Params, Result, System, now
+from bench.drivers import HOST, BufferedConn, HoldWorker, settle, sleep_until
 from bench.harness import PhaseRun, Worker, bounded_gather, run_phase, split
 from bench.payload import text_for, user_name
 from bench.procs import ServerProc, free_port
@@ -29,7 +29,6 @@ from bench.sys_mqtt import latency_workers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-HOST = "127.0.0.1"
 BATCH = 200
 SENDER_BASE = 990_000  # users that send: u990000.. (kept apart from recipients)
 _decode = msgspec.json.Decoder().decode
@@ -45,31 +44,19 @@ def send_frame(rid: int, to: str, text: str) -> bytes:
         rid, to.encode(), text.encode())
 
 
-class MsConn(asyncio.Protocol):
+class MsConn(BufferedConn):
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+        super().__init__()
         self.buf = b""
-        self.out: list[bytes] = []
         self.waiters: deque[Callable[[Reply], None]] = deque()
         self.after_read: Callable[[], None] | None = None
         self.next_id = 1
         self.events = 0
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    @classmethod
-    async def open(cls, port: int) -> MsConn:
-        _, proto = await asyncio.get_running_loop().create_connection(cls, HOST, port)
-        return proto
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         while self.waiters:
             self.waiters.popleft()({"ok": False, "error": "connection_lost"})
-        if not self.closed.done():
-            self.closed.set_result(None)
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf + data if self.buf else data
@@ -89,11 +76,6 @@ class MsConn(asyncio.Protocol):
         if self.after_read is not None:
             self.after_read()
         self.flush()
-
-    def flush(self) -> None:
-        if self.out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self.out))
-        self.out.clear()
 
     def rid(self) -> int:
         self.next_id += 1
@@ -133,8 +115,7 @@ class MsConn(asyncio.Protocol):
 
     async def aclose(self) -> None:
         self.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(self.closed), 5)
+        await self.wait_closed()
 
 
 class Pipeline:
@@ -306,24 +287,14 @@ class BcastWorker(Worker):
         await self.c.aclose()
 
 
-class ConnWorker(Worker):
-    def __init__(self, port: int, users: list[int], conc: int) -> None:
-        self.port, self.users, self.conc = port, users, conc
-        self.conns: list[MsConn] = []
-
-    async def one(self, u: int) -> None:
+class ConnWorker(HoldWorker[MsConn]):
+    async def connect(self, u: int) -> MsConn:
         c = await MsConn.open(self.port)
         await c.login(user_name(u))
-        self.conns.append(c)
+        return c
 
-    async def run(self) -> Result:
-        await bounded_gather([self.one(u) for u in self.users], self.conc)
-        return {"connected": len(self.conns)}
-
-    async def close(self) -> None:
-        for c in self.conns:
-            c.close()
-        await asyncio.sleep(0.2)
+    def drop(self, c: MsConn) -> None:
+        c.close()
 
 
 class LatencyWorker(Worker):
@@ -360,18 +331,11 @@ class LatencyWorker(Worker):
         pipe.idle = asyncio.get_running_loop().create_future()
         t0 = now()
         for (s, _), frame, off in zip(self.plan, self.frames, self.at, strict=True):
-            delay = t0 + off - now()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await sleep_until(t0 + off)
             pipe.items.append((s, frame, t0 + off))
             pipe.fill()
             self.c.flush()
-        deadline = now() + 30
-        while pipe.inflight and now() < deadline:
-            pipe.idle = asyncio.get_running_loop().create_future()
-            pipe.fill()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(pipe.idle, max(0.01, deadline - now()))
+        await settle(pipe, 30)
         stop.set()
         check_ms = await chk if chk is not None else []
         return {"lat_ms": pipe.lat, "check_ms": check_ms, "sent": len(self.plan),

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.base import Result, System, now, schedule
+from bench.drivers import BufferedConn, HoldWorker, settle, sleep_until
 from bench.harness import PhaseRun, Worker, bounded_gather, run_phase, split
 from bench.payload import BROADCAST, text_for, user_name
 from bench.procs import ServerProc, free_port
 
-HOST = "127.0.0.1"
 BCAST_TOPIC = b"bcast"
 
 
@@ -61,11 +61,10 @@ def topic_for(i: int) -> bytes:
     return b"u/" + user_name(i).encode()
 
 
-class MqttConn(asyncio.Protocol):
+class MqttConn(BufferedConn):
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+        super().__init__()
         self.buf = bytearray()
-        self.out: list[bytes] = []
         loop = asyncio.get_running_loop()
         self.connack: asyncio.Future[tuple[int, int]] = loop.create_future()
         self.waiters: dict[int, asyncio.Future[None]] = {}
@@ -73,32 +72,15 @@ class MqttConn(asyncio.Protocol):
         self.on_puback: Callable[[int], None] | None = None
         self.on_message: Callable[[bytes, bytes], None] | None = None
         self.after_read: Callable[[], None] | None = None
-        self.closed: asyncio.Future[None] = loop.create_future()
-
-    @classmethod
-    async def open(cls, port: int) -> MqttConn:
-        loop = asyncio.get_running_loop()
-        _, proto = await loop.create_connection(cls, HOST, port)
-        return proto
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         for f in [self.connack, *self.waiters.values(), *self.pings]:
             if not f.done():
                 f.set_exception(ConnectionError("connection lost"))
-        if not self.closed.done():
-            self.closed.set_result(None)
+        super().connection_lost(exc)
 
     def write(self, data: bytes) -> None:
         self.out.append(data)
-
-    def flush(self) -> None:
-        if self.out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self.out))
-        self.out.clear()
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
@@ -175,13 +157,16 @@ class MqttConn(asyncio.Protocol):
         self.flush()
         await f
 
-    async def disconnect(self) -> None:
+    def hang_up(self) -> None:
+        """Send DISCONNECT and close the transport (without waiting)."""
         if self.transport is not None and not self.transport.is_closing():
             self.write(b"\xe0\x00")
             self.flush()
             self.transport.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(self.closed), 5)
+
+    async def disconnect(self) -> None:
+        self.hang_up()
+        await self.wait_closed()
 
 
 # --- workers -------------------------------------------------------------------------
@@ -353,27 +338,14 @@ class BcastWorker(Worker):
         await self.c.disconnect()
 
 
-class ConnWorker(Worker):
-    def __init__(self, port: int, users: list[int], conc: int) -> None:
-        self.port, self.users, self.conc = port, users, conc
-        self.conns: list[MqttConn] = []
-
-    async def one(self, u: int) -> None:
+class ConnWorker(HoldWorker[MqttConn]):
+    async def connect(self, u: int) -> MqttConn:
         c = await MqttConn.open(self.port)
         await c.login(user_name(u), clean=False)
-        self.conns.append(c)
+        return c
 
-    async def run(self) -> Result:
-        await bounded_gather([self.one(u) for u in self.users], self.conc)
-        return {"connected": len(self.conns)}
-
-    async def close(self) -> None:
-        for c in self.conns:
-            if c.transport is not None:
-                c.write(b"\xe0\x00")
-                c.flush()
-                c.transport.close()
-        await asyncio.sleep(0.2)
+    def drop(self, c: MqttConn) -> None:
+        c.hang_up()
 
 
 class LatencyWorker(Worker):
@@ -391,19 +363,12 @@ class LatencyWorker(Worker):
         pub = self.pub
         pub.idle = asyncio.get_running_loop().create_future()
         for (s, u), off in zip(self.plan, self.at, strict=True):
-            delay = t0 + off - now()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await sleep_until(t0 + off)
             # latency counts from the scheduled time (no coordinated omission)
             pub.items.append((s, topic_for(u), text_for(s, u).encode(), t0 + off))
             pub.fill()
             self.c.flush()
-        deadline = now() + 30
-        while pub.inflight and now() < deadline:
-            pub.idle = asyncio.get_running_loop().create_future()
-            pub.fill()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(pub.idle, max(0.01, deadline - now()))
+        await settle(pub, 30)
         return {"lat_ms": pub.lat, "check_ms": [], "sent": len(self.plan),
                 "acked": len(pub.acked)}
 

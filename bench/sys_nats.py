@@ -24,6 +24,7 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
 from bench.base import Result, System, now
+from bench.drivers import HoldWorker, sleep_until
 from bench.harness import PhaseRun, Worker, bounded_gather, run_phase, split
 from bench.payload import BROADCAST, text_for, user_name
 from bench.procs import ServerProc, free_port
@@ -238,25 +239,17 @@ class RawConn(asyncio.Protocol):
             self.pong.set_exception(ConnectionError("lost"))
 
 
-class ConnWorker(Worker):
-    def __init__(self, port: int, n: int, conc: int) -> None:
-        self.port, self.n, self.conc = port, n, conc
-        self.conns: list[RawConn] = []
+class ConnWorker(HoldWorker[RawConn]):
+    """One idle raw connection per user (NATS has no login: the user only counts)."""
 
-    async def one(self) -> None:
+    async def connect(self, u: int) -> RawConn:
         _, c = await asyncio.get_running_loop().create_connection(RawConn, "127.0.0.1", self.port)
         await c.pong
-        self.conns.append(c)
+        return c
 
-    async def run(self) -> Result:
-        await bounded_gather([self.one() for _ in range(self.n)], self.conc)
-        return {"connected": len(self.conns)}
-
-    async def close(self) -> None:
-        for c in self.conns:
-            if c.transport is not None:
-                c.transport.close()
-        await asyncio.sleep(0.2)
+    def drop(self, c: RawConn) -> None:
+        if c.transport is not None:
+            c.transport.close()
 
 
 class LatencyWorker(Worker):
@@ -299,9 +292,7 @@ class LatencyWorker(Worker):
                 ok[0] += 1
 
         for (sj, data), off in zip(self.pkts, self.at, strict=True):
-            delay = t0 + off - now()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await sleep_until(t0 + off)
             f = await self.js.publish_async(sj, data)
             f.add_done_callback(lambda f, t=t0 + off: done(f, t))
         await asyncio.wait_for(self.js.publish_async_completed(), 60)
@@ -420,7 +411,7 @@ class NatsJetStream(System):
         return run_phase(self.server, [BcastWorker(self.port, seqs)], timeout=self.p.timeout)
 
     def connections(self, n: int) -> PhaseRun:
-        ws: list[Worker] = [ConnWorker(self.port, len(part), self.p.conc)
+        ws: list[Worker] = [ConnWorker(self.port, part, self.p.conc)
                             for part in self._split(list(range(n)))]
         return run_phase(self.server, ws, timeout=self.p.timeout, hold=True)
 
