@@ -10,7 +10,7 @@ from typing import Literal
 
 from mailslot.gui import theme
 from mailslot.gui.roster import Roster, name_key
-from mailslot.gui.widgets import ScrolledTree
+from mailslot.gui.widgets import Debouncer, ScrolledTree
 
 Mode = Literal["one", "many", "all"]
 SendFn = Callable[[str, list[str], Mode], None]
@@ -33,7 +33,6 @@ class ComposeView(ttk.Frame):
         self.max_recipients = 100
         self.connected = False
         self.sending = False
-        self._pending: str | None = None
         self._shown: list[str] = []
         self._rendered_version = -1
 
@@ -136,14 +135,9 @@ class ComposeView(ttk.Frame):
         self.rowconfigure(2, weight=3)
         self.rowconfigure(6, weight=2)
         self.bind("<Configure>", self._resized)
+        self._refresh = Debouncer(self, self.render)
         roster.on_change(self.schedule)
-        self.bind("<Destroy>", self._destroyed, add="+")
         self.validate()
-
-    def _destroyed(self, event: tk.Event[tk.Misc]) -> None:
-        if event.widget is self and self._pending is not None:
-            self.after_cancel(self._pending)
-            self._pending = None
 
     # ----- state from the app -------------------------------------------------------------
     @property
@@ -202,13 +196,10 @@ class ComposeView(ttk.Frame):
 
     # ----- picker rendering ----------------------------------------------------------------
     def schedule(self) -> None:
-        if self._pending is None:
-            self._pending = self.after(120, self.render)
+        self._refresh.schedule()
 
     def render(self) -> None:
-        if self._pending is not None:
-            self.after_cancel(self._pending)
-            self._pending = None
+        self._refresh.cancel()
         if self._rendered_version == self.roster.version:
             return
         me = name_key(self.me) if self.me else None

@@ -8,7 +8,7 @@ from tkinter import ttk
 
 from mailslot.gui import theme
 from mailslot.gui.roster import Roster, name_key
-from mailslot.gui.widgets import ScrolledTree, dot_image
+from mailslot.gui.widgets import Debouncer, ScrolledTree, dot_image
 
 
 class UsersPane(ttk.Frame):
@@ -23,7 +23,7 @@ class UsersPane(ttk.Frame):
         self.roster = roster
         self.me = ""
         self._on_pick = on_pick
-        self._pending: str | None = None
+        self._refresh = Debouncer(self, self.render)
         self._rendered_version = -1
         self._rendered_filter: str | None = None
         self._shown: list[str] = []
@@ -56,12 +56,6 @@ class UsersPane(ttk.Frame):
         tree.bind("<Return>", self._picked)
         roster.on_change(self.schedule)
         self.bind("<Configure>", lambda e: self.hint.configure(wraplength=max(120, e.width - 24)))
-        self.bind("<Destroy>", self._destroyed, add="+")
-
-    def _destroyed(self, event: tk.Event[tk.Misc]) -> None:
-        if event.widget is self and self._pending is not None:
-            self.after_cancel(self._pending)
-            self._pending = None
 
     def _placeholder(self, entry: ttk.Entry, text: str) -> None:
         def show(_e: object = None) -> None:
@@ -94,13 +88,10 @@ class UsersPane(ttk.Frame):
 
     def schedule(self) -> None:
         """Ask for a refresh soon; many calls in a burst give one refresh."""
-        if self._pending is None:
-            self._pending = self.after(120, self.render)
+        self._refresh.schedule()
 
     def render(self) -> None:
-        if self._pending is not None:
-            self.after_cancel(self._pending)
-            self._pending = None
+        self._refresh.cancel()
         flt = name_key(self.filter_text)
         if self._rendered_version == self.roster.version and self._rendered_filter == flt:
             return

@@ -1,9 +1,9 @@
-"""Small shared widgets: status dots, a scrolled tree, a read-only text, entry placeholders."""
+"""Small shared widgets: status dots, a scrolled tree, a read-only text, coalesced refreshes."""
 
 from __future__ import annotations
 
 import tkinter as tk
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from tkinter import ttk
 from typing import Any, Literal
 
@@ -31,6 +31,33 @@ def dot_image(master: tk.Misc, color: str, size: int = 12, hollow: bool = False)
             if d > r or (hollow and d < r - 1.6):
                 img.transparency_set(x, y, True)
     return img
+
+
+class Debouncer:
+    """Coalesce refresh requests for ``widget``: a burst of ``schedule()`` calls runs
+    ``action`` once, ``delay_ms`` after the first. ``action`` calls ``cancel()`` first,
+    so running it directly also drops a pending run. Nothing runs after ``widget`` is
+    destroyed."""
+
+    def __init__(self, widget: tk.Misc, action: Callable[[], None], delay_ms: int = 120) -> None:
+        self._widget = widget
+        self._action = action
+        self._delay_ms = delay_ms
+        self._pending: str | None = None
+        widget.bind("<Destroy>", self._destroyed, add="+")
+
+    def schedule(self) -> None:
+        if self._pending is None:
+            self._pending = self._widget.after(self._delay_ms, self._action)
+
+    def cancel(self) -> None:
+        if self._pending is not None:
+            self._widget.after_cancel(self._pending)
+            self._pending = None
+
+    def _destroyed(self, event: tk.Event[tk.Misc]) -> None:
+        if event.widget is self._widget:
+            self.cancel()
 
 
 class ScrolledTree(ttk.Frame):
