@@ -10,7 +10,7 @@ from typing import Literal
 
 from mailslot.gui import theme
 from mailslot.gui.roster import Roster, name_key
-from mailslot.gui.widgets import Debouncer, ScrolledTree
+from mailslot.gui.widgets import Debouncer, ScrolledTree, scroll_text
 
 Mode = Literal["one", "many", "all"]
 SendFn = Callable[[str, list[str], Mode], None]
@@ -103,12 +103,7 @@ class ComposeView(ttk.Frame):
             font=theme.font(self, 1),
             insertbackground=theme.TEXT,
         )
-        tbar = ttk.Scrollbar(box, orient="vertical", command=self.text.yview)
-        self.text.configure(yscrollcommand=tbar.set)
-        self.text.grid(row=0, column=0, sticky="nsew")
-        tbar.grid(row=0, column=1, sticky="ns")
-        box.columnconfigure(0, weight=1)
-        box.rowconfigure(0, weight=1)
+        scroll_text(box, self.text)
         self.text.bind("<<Modified>>", self._text_modified)
         self.text.bind("<Tab>", self._focus_next)
         self.text.bind("<Shift-Tab>", self._focus_prev)
@@ -167,14 +162,7 @@ class ComposeView(ttk.Frame):
         """Write to ``name`` (from the users pane): one-person mode, that name selected."""
         if self.mode == "all":
             self.set_mode("one")
-        self.render()
-        key = name_key(name)
-        if self.tree.exists(key):
-            if self.mode == "one":
-                self.tree.selection_set(key)
-            else:
-                self.tree.selection_add(key)
-            self.tree.see(key)
+        self._select(name)
         self.text.focus_set()
         self.validate()
 
@@ -273,6 +261,17 @@ class ComposeView(ttk.Frame):
             return "break"
         return None
 
+    def _select(self, name: str) -> None:
+        """Select ``name`` in the picker (instead of the selection in one-person mode)."""
+        self.render()  # a name that just appeared may still wait for the coalesced refresh
+        key = name_key(name)
+        if self.tree.exists(key):
+            if self.mode == "one":
+                self.tree.selection_set(key)
+            else:
+                self.tree.selection_add(key)
+            self.tree.see(key)
+
     def _toggle(self, iid: str) -> None:
         if iid in self.tree.selection():
             self.tree.selection_remove(iid)
@@ -352,14 +351,7 @@ class ComposeView(ttk.Frame):
             return False
         person = self.roster.lookup(typed)
         assert person is not None
-        self.render()  # a name that just appeared may still wait for the coalesced refresh
-        key = name_key(person.name)
-        if self.tree.exists(key):
-            if self.mode == "one":
-                self.tree.selection_set(key)
-            else:
-                self.tree.selection_add(key)
-            self.tree.see(key)
+        self._select(person.name)
         self.to_var.set("")
         self.to_entry.configure(style="TEntry")
         self.feedback.configure(text="")
@@ -372,15 +364,16 @@ class ComposeView(ttk.Frame):
             self.validate()
 
     def _focus_next(self, _event: object) -> str:
-        nxt = self.text.tk_focusNext()
-        if nxt is not None:
-            nxt.focus_set()
-        return "break"
+        return self._focus(self.text.tk_focusNext())
 
     def _focus_prev(self, _event: object) -> str:
-        prev = self.text.tk_focusPrev()
-        if prev is not None:
-            prev.focus_set()
+        return self._focus(self.text.tk_focusPrev())
+
+    @staticmethod
+    def _focus(target: tk.Misc | None) -> str:
+        """Tab out of the text box (Tab would insert a tab character)."""
+        if target is not None:
+            target.focus_set()
         return "break"
 
     def _ctrl_enter(self, _event: object) -> str:

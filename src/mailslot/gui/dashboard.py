@@ -20,7 +20,7 @@ from typing import Any
 from mailslot.gui import theme
 from mailslot.gui.roster import name_key
 from mailslot.gui.tkasync import Pump
-from mailslot.gui.widgets import ScrolledTree, dot_image
+from mailslot.gui.widgets import ScrolledTree, dot_image, scroll_text
 from mailslot.server import ServerConfig, ServerEvent, ServerSnapshot, ServerThread, UserRow
 
 SNAPSHOT_MIN_INTERVAL = 0.4  # seconds between snapshots while events flow
@@ -57,6 +57,28 @@ def _local(at: datetime | None, with_date: bool = True) -> str:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _log_pieces(kind: str, sentence: str, at: datetime) -> list[Any]:
+    """One event-log line as Text.insert arguments: time, coloured kind, sentence."""
+    return [
+        _local(at, with_date=False) + "\t",
+        ("time",),
+        kind + "\t",
+        ("k-" + kind,),
+        sentence + "\n",
+        (),
+    ]
+
+
+def _pane_bar(pane: ttk.Frame, title: str) -> tuple[ttk.Frame, ttk.Label]:
+    """A pane's top row: its title, then a muted summary; returns (row, summary label)."""
+    bar = ttk.Frame(pane)
+    bar.pack(fill="x", pady=(0, 6))
+    ttk.Label(bar, text=title, style="Section.TLabel").pack(side="left")
+    summary = ttk.Label(bar, text="", style="Muted.TLabel")
+    summary.pack(side="left", padx=(10, 0))
+    return bar, summary
 
 
 def describe(ev: ServerEvent) -> tuple[str, str]:
@@ -165,11 +187,7 @@ class Dashboard:
         panes = ttk.Panedwindow(w, orient="vertical")
         panes.pack(fill="both", expand=True, padx=theme.PAD, pady=(theme.PAD, theme.PAD))
         users = ttk.Frame(panes, padding=(2, 0, 2, 6))
-        bar = ttk.Frame(users)
-        bar.pack(fill="x", pady=(0, 6))
-        ttk.Label(bar, text="Users", style="Section.TLabel").pack(side="left")
-        self.table_summary = ttk.Label(bar, text="", style="Muted.TLabel")
-        self.table_summary.pack(side="left", padx=(10, 0))
+        bar, self.table_summary = _pane_bar(users, "Users")
         self.filter_var = tk.StringVar(w)
         self.filter_entry = ttk.Entry(bar, textvariable=self.filter_var, width=28)
         self.filter_entry.pack(side="right")
@@ -202,11 +220,7 @@ class Dashboard:
         panes.add(users, weight=3)
 
         logf = ttk.Frame(panes, padding=(2, 8, 2, 0))
-        lbar = ttk.Frame(logf)
-        lbar.pack(fill="x", pady=(0, 6))
-        ttk.Label(lbar, text="Events", style="Section.TLabel").pack(side="left")
-        self.log_summary = ttk.Label(lbar, text="", style="Muted.TLabel")
-        self.log_summary.pack(side="left", padx=(10, 0))
+        lbar, self.log_summary = _pane_bar(logf, "Events")
         self.follow_var = tk.BooleanVar(w, value=True)
         ttk.Checkbutton(lbar, text="Follow new events", variable=self.follow_var).pack(side="right")
         box = ttk.Frame(logf)
@@ -229,12 +243,7 @@ class Dashboard:
             spacing1=2,
             spacing3=2,
         )
-        sb = ttk.Scrollbar(box, orient="vertical", command=self.log.yview)
-        self.log.configure(yscrollcommand=sb.set)
-        self.log.grid(row=0, column=0, sticky="nsew")
-        sb.grid(row=0, column=1, sticky="ns")
-        box.columnconfigure(0, weight=1)
-        box.rowconfigure(0, weight=1)
+        scroll_text(box, self.log)
         self.log.bind(
             "<Key>",
             lambda e: (
@@ -267,27 +276,11 @@ class Dashboard:
         pieces: list[Any] = []
         for ev in events[-LOG_MAX_LINES:]:
             kind, sentence = describe(ev)
-            pieces += [
-                _local(ev.at, with_date=False) + "\t",
-                ("time",),
-                kind + "\t",
-                ("k-" + kind,),
-                sentence + "\n",
-                (),
-            ]
+            pieces += _log_pieces(kind, sentence, ev.at)
         self._append(pieces)
 
     def _log_line(self, kind: str, sentence: str, at: datetime) -> None:
-        self._append(
-            [
-                _local(at, with_date=False) + "\t",
-                ("time",),
-                kind + "\t",
-                ("k-" + kind,),
-                sentence + "\n",
-                (),
-            ]
-        )
+        self._append(_log_pieces(kind, sentence, at))
 
     def _append(self, pieces: list[Any]) -> None:
         log = self.log

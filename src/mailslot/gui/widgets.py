@@ -10,6 +10,18 @@ from typing import Any, Literal
 from mailslot.gui import theme
 
 
+def scroll_text(box: ttk.Frame, text: tk.Text) -> ttk.Scrollbar:
+    """Grid ``text`` into ``box`` (a frame of its own) with a vertical scrollbar beside it;
+    the text takes whatever room ``box`` gets. Returns the scrollbar."""
+    bar = ttk.Scrollbar(box, orient="vertical", command=text.yview)
+    text.configure(yscrollcommand=bar.set)
+    text.grid(row=0, column=0, sticky="nsew")
+    bar.grid(row=0, column=1, sticky="ns")
+    box.columnconfigure(0, weight=1)
+    box.rowconfigure(0, weight=1)
+    return bar
+
+
 def dot_image(master: tk.Misc, color: str, size: int = 12, hollow: bool = False) -> tk.PhotoImage:
     """A small anti-aliased-looking filled (or hollow) circle as a PhotoImage."""
     img = tk.PhotoImage(master=master, width=size, height=size)
@@ -119,12 +131,7 @@ class ReadOnlyText(ttk.Frame):
         )
         if text_options:
             self.text.configure(**text_options)
-        self.vbar = ttk.Scrollbar(self, orient="vertical", command=self.text.yview)
-        self.text.configure(yscrollcommand=self.vbar.set)
-        self.text.grid(row=0, column=0, sticky="nsew")
-        self.vbar.grid(row=0, column=1, sticky="ns")
-        self.columnconfigure(0, weight=1)
-        self.rowconfigure(0, weight=1)
+        self.vbar = scroll_text(self, self.text)
         self.text.bind("<Key>", self._on_key)
 
     def _on_key(self, event: tk.Event[tk.Text]) -> str | None:
