@@ -20,7 +20,7 @@ from typing import Any
 from mailslot.gui import theme
 from mailslot.gui.roster import name_key
 from mailslot.gui.tkasync import Pump
-from mailslot.gui.widgets import ScrolledTree, dot_image, scroll_text
+from mailslot.gui.widgets import ScrolledTree, dot_image, refill_tree, scroll_text
 from mailslot.server import ServerConfig, ServerEvent, ServerSnapshot, ServerThread, UserRow
 
 SNAPSHOT_MIN_INTERVAL = 0.4  # seconds between snapshots while events flow
@@ -393,33 +393,16 @@ class Dashboard:
         rows.sort(key=self._sort_key, reverse=self._sort_reverse)
         wanted = [name_key(r.name) for r in rows]
         values = {name_key(r.name): (self.row_values(r), r.online) for r in rows}
-        tree = self.tree
-        if wanted != self._shown:
-            sel = tree.selection()
-            tree.delete(*tree.get_children())
-            for key in wanted:
-                vals, online = values[key]
-                tree.insert(
-                    "",
-                    "end",
-                    iid=key,
-                    values=vals,
-                    image=self._img_on if online else self._img_off,
-                    tags=() if online else ("offline",),
-                )
-            keep = [k for k in sel if k in values]
-            if keep:
-                tree.selection_set(keep)
-        else:
-            for key in wanted:
-                if self._row_values.get(key) != values[key]:
-                    vals, online = values[key]
-                    tree.item(
-                        key,
-                        values=vals,
-                        image=self._img_on if online else self._img_off,
-                        tags=() if online else ("offline",),
-                    )
+
+        def row(_key: str, value: tuple[tuple[str, ...], bool]) -> dict[str, Any]:
+            vals, online = value
+            return {
+                "values": vals,
+                "image": self._img_on if online else self._img_off,
+                "tags": () if online else ("offline",),
+            }
+
+        refill_tree(self.tree, wanted, values, self._shown, self._row_values, row)
         self._shown = wanted
         self._row_values = values
         shown = f" · {len(rows):,} shown" if flt else ""

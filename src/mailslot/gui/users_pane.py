@@ -5,10 +5,11 @@ from __future__ import annotations
 import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
+from typing import Any
 
 from mailslot.gui import theme
 from mailslot.gui.roster import Roster, name_key
-from mailslot.gui.widgets import Debouncer, ScrolledTree, dot_image
+from mailslot.gui.widgets import Debouncer, ScrolledTree, dot_image, refill_tree
 
 
 class UsersPane(ttk.Frame):
@@ -106,25 +107,16 @@ class UsersPane(ttk.Frame):
             label = f"{p.name}  (you)" if key == me_key else p.name
             wanted.append(key)
             values[key] = (label, p.online)
-        tree = self.tree
-        if wanted != self._shown:
-            selected = tree.selection()
-            tree.delete(*tree.get_children())
-            for key in wanted:
-                self._insert(key, *values[key], me=key == me_key)
-            keep = [iid for iid in selected if iid in values]
-            if keep:
-                tree.selection_set(keep)
-        else:
-            for key in wanted:
-                if self._values.get(key) != values[key]:
-                    label, online = values[key]
-                    tree.item(
-                        key,
-                        text=" " + label,
-                        image=self._img_on if online else self._img_off,
-                        tags=self._tags(online, key == me_key),
-                    )
+
+        def row(key: str, value: tuple[str, bool]) -> dict[str, Any]:
+            label, online = value
+            return {
+                "text": " " + label,
+                "image": self._img_on if online else self._img_off,
+                "tags": self._tags(online, key == me_key),
+            }
+
+        refill_tree(self.tree, wanted, values, self._shown, self._values, row)
         self._shown = wanted
         self._values = values
         self._rendered_version = self.roster.version
@@ -137,16 +129,6 @@ class UsersPane(ttk.Frame):
 
     def _tags(self, online: bool, me: bool) -> tuple[str, ...]:
         return (("online" if online else "offline"),) + (("me",) if me else ())
-
-    def _insert(self, key: str, label: str, online: bool, me: bool) -> None:
-        self.tree.insert(
-            "",
-            "end",
-            iid=key,
-            text=" " + label,
-            image=self._img_on if online else self._img_off,
-            tags=self._tags(online, me),
-        )
 
     def _picked(self, _event: object) -> str:
         sel = self.tree.selection()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import tkinter as tk
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from tkinter import ttk
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from mailslot.gui import theme
 
@@ -70,6 +70,37 @@ class Debouncer:
     def _destroyed(self, event: tk.Event[tk.Misc]) -> None:
         if event.widget is self._widget:
             self.cancel()
+
+
+V = TypeVar("V")
+
+
+def refill_tree(
+    tree: ttk.Treeview,
+    wanted: list[str],
+    values: Mapping[str, V],
+    shown: list[str],
+    shown_values: Mapping[str, V],
+    options: Callable[[str, V], dict[str, Any]],
+) -> None:
+    """Make ``tree`` list the rows ``wanted`` (iids, in order), row ``iid`` configured with
+    ``options(iid, values[iid])``; ``shown`` and ``shown_values`` are what it lists now.
+
+    A changed list of rows is rebuilt, keeping the selected rows that remain; otherwise only
+    the rows whose value changed are reconfigured, so a burst of updates costs little.
+    """
+    if wanted != shown:
+        selected = tree.selection()
+        tree.delete(*tree.get_children())
+        for key in wanted:
+            tree.insert("", "end", iid=key, **options(key, values[key]))
+        keep = [iid for iid in selected if iid in values]
+        if keep:
+            tree.selection_set(keep)
+    else:
+        for key in wanted:
+            if shown_values.get(key) != values[key]:
+                tree.item(key, **options(key, values[key]))
 
 
 class ScrolledTree(ttk.Frame):
