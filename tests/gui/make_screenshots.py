@@ -75,24 +75,20 @@ def make(out: Path) -> list[Path]:
         login = ClientApp(login_top, server=address, user="alice", data_dir=tmp / "c")
         login.login.set_auth("password")
 
-        alice_top = tk.Toplevel(root)
-        alice = ClientApp(
-            alice_top,
-            server=address,
-            user="alice",
-            password="wonderland",
-            data_dir=tmp / "c",
-            autoconnect=True,
-        )
-        bob_top = tk.Toplevel(root)
-        bob = ClientApp(
-            bob_top,
-            server=address,
-            user="bob",
-            password="builder",
-            data_dir=tmp / "c",
-            autoconnect=True,
-        )
+        def signed_in(user: str, password: str) -> tuple[tk.Toplevel, ClientApp]:
+            top = tk.Toplevel(root)
+            app = ClientApp(
+                top,
+                server=address,
+                user=user,
+                password=password,
+                data_dir=tmp / "c",
+                autoconnect=True,
+            )
+            return top, app
+
+        alice_top, alice = signed_in("alice", "wonderland")
+        bob_top, bob = signed_in("bob", "builder")
         _pump(root, lambda: alice.state == "online" and bob.state == "online")
         for sc in others[4:]:
             sc.close()
