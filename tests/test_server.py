@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -324,3 +325,29 @@ def test_a_client_may_decline_presence_events_but_still_gets_mail(server: Server
         await quiet.close()
 
     run(scenario())
+
+
+def test_a_name_from_open_mode_takes_its_first_password(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    data = tmp_path / "switched"
+    open_mode = start_server(auth="none", data_dir=data)
+
+    async def before() -> None:
+        await (await connect(open_mode, "alice")).close()
+
+    run(before())
+    open_mode.stop()
+    with_passwords = start_server(auth="password", data_dir=data)
+
+    async def after() -> None:
+        first = await connect(with_passwords)
+        assert not (await first.login("alice", "chosen-now")).created
+        await first.close()
+        second = await connect(with_passwords)
+        with pytest.raises(WrongPassword):
+            await second.login("alice", "anything")
+        await second.login("alice", "chosen-now")
+        await second.close()
+
+    run(after())

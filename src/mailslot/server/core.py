@@ -9,7 +9,7 @@ import logging
 import resource
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from mailslot import __version__
@@ -17,7 +17,8 @@ from mailslot.protocol import CloseReason, ErrorCode, encode
 from mailslot.server.config import ServerConfig
 from mailslot.server.directory import Directory, UserState
 from mailslot.server.events import EventFeed
-from mailslot.server.session import Session, error_frame
+from mailslot.server.refusal import error_frame
+from mailslot.server.session import Session
 from mailslot.server.throttle import LoginThrottle
 from mailslot.store import SQLiteStore, Store, UserRecord
 
@@ -197,6 +198,10 @@ class MailslotServer:
         state = self.directory.add(record)  # logged with the login it belongs to
         self.events.publish("user_created", user=record.name)
         return state
+
+    def password_set(self, state: UserState, password_hash: str) -> None:
+        state.record = replace(state.record, password_hash=password_hash)
+        log.info("password set for %r", state.name)
 
     def delivered_to_queues(self, sender: UserState, recipients: list[UserState]) -> None:
         for state in recipients:

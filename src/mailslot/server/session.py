@@ -36,8 +36,9 @@ from mailslot.protocol import (
     format_time,
     name_key,
 )
+from mailslot.server import accounts, routing
 from mailslot.server.directory import UserState
-from mailslot.server.passwords import hash_password, verify_password
+from mailslot.server.refusal import Refusal, error_frame
 from mailslot.server.throttle import TokenBucket
 from mailslot.store import Batch, NewMessage
 
@@ -49,18 +50,6 @@ log = logging.getLogger("mailslot.server")
 READ_SIZE = 65_536
 MAX_MALFORMED_IN_A_ROW = 10
 WRITE_HIGH_WATER = 64 * 1024
-
-
-class Refusal(Exception):
-    """A request that fails with a typed error; the connection goes on."""
-
-    def __init__(self, code: ErrorCode, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.extra = extra
-
-    def frame(self, request_id: int | None) -> bytes:
-        return error_frame(request_id, self.code, str(self), **self.extra)
 
 
 class _Pending:
@@ -97,10 +86,6 @@ class _Sends:
 
 def now_micros() -> int:
     return time.time_ns() // 1000
-
-
-def error_frame(request_id: int | None, code: ErrorCode, message: str, **extra: Any) -> bytes:
-    return encode({"id": request_id, "ok": False, "error": code, "message": message, **extra})
 
 
 class Session:
@@ -325,7 +310,11 @@ class Session:
             raise Refusal(ErrorCode.USERNAME_IN_USE, f"username {name!r} is in use")
         server.claims[key] = self  # held across the awaits below, so a racing login sees it
         try:
-            state, created = await self._authenticate(key, name, request.password)
+            state, created = await accounts.authenticate(server, key, name, request.password)
+        except Refusal as refusal:
+            del server.claims[key]
+            self._rejected(refusal.code, name)
+            raise
         except BaseException:
             del server.claims[key]
             raise
@@ -347,33 +336,6 @@ class Session:
         if state.waiting:
             reply += encode({"event": "mail", "waiting": state.waiting})
         return reply
-
-    async def _authenticate(
-        self, key: str, name: str, password: str | None
-    ) -> tuple[UserState, bool]:
-        server = self.server
-        state = server.directory.by_key.get(key)
-        password_hash: str | None = None
-        if server.config.auth == "password":
-            if not password:
-                self._rejected(ErrorCode.PASSWORD_REQUIRED, name)
-                raise Refusal(ErrorCode.PASSWORD_REQUIRED, "this server requires a password")
-            loop = asyncio.get_running_loop()
-            if state is not None and state.record.password_hash is not None:
-                matches = await loop.run_in_executor(
-                    None, verify_password, password, state.record.password_hash
-                )
-                if not matches:
-                    server.login_throttle.failed(key)
-                    self._rejected(ErrorCode.WRONG_PASSWORD, state.name)
-                    raise Refusal(ErrorCode.WRONG_PASSWORD, f"wrong password for {state.name!r}")
-                server.login_throttle.succeeded(key)
-            elif state is None:
-                password_hash = await loop.run_in_executor(None, hash_password, password)
-        if state is not None:
-            return state, False
-        record = await server.store.create_user(key, name, password_hash, now_micros())
-        return server.user_created(record), True
 
     def _rejected(self, code: ErrorCode, name: str) -> None:
         log.info("rejected %s as %r: %s", self.peer, name, code)
@@ -400,7 +362,7 @@ class Session:
                 f"the message has {len(text)} characters; the limit is {limits.max_text}",
                 max=limits.max_text,
             )
-        recipients = self._recipients(me, request)
+        recipients = routing.recipients(self.server.directory, me, request, limits.max_recipients)
         sends.request_ids.append(request.id)
         sends.recipients.append(recipients)
         sends.messages.append(
@@ -432,42 +394,6 @@ class Session:
 
         future = self.server.store.enqueue(sends.messages)
         return _Pending(sends.request_ids, future, stored)
-
-    def _recipients(self, me: UserState, request: Send) -> list[UserState]:
-        directory = self.server.directory
-        if request.mode == "all":
-            everyone = [state for state in directory.by_key.values() if state is not me]
-            if not everyone:
-                raise Refusal(ErrorCode.NO_RECIPIENTS, "nobody else has used this server yet")
-            return everyone
-        names = request.to
-        if not names:
-            raise Refusal(ErrorCode.NO_RECIPIENTS, "name at least one recipient")
-        if request.mode == "one" and len(names) > 1:
-            raise Refusal(ErrorCode.TOO_MANY_RECIPIENTS, "mode 'one' takes exactly one recipient")
-        limit = self.server.config.limits.max_recipients
-        if len(names) > limit:
-            raise Refusal(
-                ErrorCode.TOO_MANY_RECIPIENTS,
-                f"{len(names)} recipients; the limit is {limit}",
-                max=limit,
-            )
-        found: dict[str, UserState] = {}
-        unknown: list[str] = []
-        for name in names:
-            try:
-                state = directory.by_key.get(name_key(name))
-            except InvalidName:
-                state = None
-            if state is None:
-                unknown.append(name)
-            else:
-                found[state.record.key] = state
-        if unknown:
-            listed = ", ".join(repr(name) for name in unknown)
-            noun = "user" if len(unknown) == 1 else "users"
-            raise Refusal(ErrorCode.UNKNOWN_RECIPIENT, f"unknown {noun} {listed}", names=unknown)
-        return list(found.values())
 
     def _check(self, request: Check) -> _Pending:
         me = self._me()

@@ -17,8 +17,6 @@ class TokenBucket:
 
     def take(self) -> float:
         """0 when the request may go ahead, else the seconds to wait."""
-        if self._rate <= 0:
-            return 0.0
         now = time.monotonic()
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now

@@ -64,6 +64,10 @@ class Store(Protocol):
     # a connection can hand many pipelined requests to the store before awaiting
     # any, and they share one commit.
 
+    async def set_password(self, user_id: int, password_hash: str) -> None:
+        """Protect a name that was first used without a password."""
+        ...
+
     def enqueue(self, messages: Sequence[NewMessage]) -> Awaitable[list[int]]:
         """Store each text once and queue it for its recipients; the ids, in order."""
         ...

@@ -148,6 +148,12 @@ class SQLiteStore:
 
         return await self._submit(create, isolated=True)
 
+    async def set_password(self, user_id: int, password_hash: str) -> None:
+        def update(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+
+        await self._submit(update, isolated=True)
+
     def enqueue(self, messages: Sequence[NewMessage]) -> asyncio.Future[list[int]]:
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._put(_Enqueue(messages, future))

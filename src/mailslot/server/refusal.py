@@ -1,0 +1,23 @@
+"""Typed refusals: a request fails with an error code and a sentence, the connection goes on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailslot.protocol import ErrorCode, encode
+
+
+class Refusal(Exception):
+    """A request that fails with a typed error; the connection goes on."""
+
+    def __init__(self, code: ErrorCode, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.extra = extra
+
+    def frame(self, request_id: int | None) -> bytes:
+        return error_frame(request_id, self.code, str(self), **self.extra)
+
+
+def error_frame(request_id: int | None, code: ErrorCode, message: str, **extra: Any) -> bytes:
+    return encode({"id": request_id, "ok": False, "error": code, "message": message, **extra})
