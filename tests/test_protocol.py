@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailslot.client.address import format_address, parse_address
 from mailslot.protocol import (
     Ack,
     BadFrame,
@@ -139,3 +140,24 @@ def test_decode_frame_accepts_only_objects() -> None:
         decode_frame(b"[]")
     with pytest.raises(ValueError):
         decode_frame(b"{")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("example.org", ("example.org", 7777)),
+        (" 127.0.0.1:8000 ", ("127.0.0.1", 8000)),
+        ("[::1]:9000", ("::1", 9000)),
+        ("[::1]", ("::1", 7777)),
+    ],
+)
+def test_server_addresses_as_people_type_them(text: str, expected: tuple[str, int]) -> None:
+    assert parse_address(text) == expected
+    assert parse_address(format_address(*expected)) == expected
+
+
+@pytest.mark.parametrize("bad", ["", ":7777", "host:port", "host:70000", "[::1", "[::1]x"])
+def test_bad_server_addresses_get_a_sentence(bad: str) -> None:
+    with pytest.raises(ValueError) as error:
+        parse_address(bad)
+    assert str(error.value)

@@ -10,6 +10,7 @@ from mailslot import __version__
 from mailslot.cli import client_commands, server_command
 from mailslot.cli.common import UsageError, add_connection_options, server_address, tls_context
 from mailslot.client import MailslotError
+from mailslot.client.address import format_address
 
 
 def _gui_client(args: argparse.Namespace) -> int:
@@ -22,8 +23,7 @@ def _gui_client(args: argparse.Namespace) -> int:
 
     server = None
     if args.server:
-        host, port = server_address(args)
-        server = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        server = format_address(*server_address(args))
     return run_client(server, args.user, tls_context(args))
 
 

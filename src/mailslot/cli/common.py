@@ -8,32 +8,14 @@ import os
 import ssl
 import sys
 
-from mailslot.server.config import DEFAULT_PORT
+from mailslot.client.address import parse_address
+from mailslot.protocol import DEFAULT_PORT
 
 DEFAULT_SERVER = f"127.0.0.1:{DEFAULT_PORT}"
 
 
 class UsageError(Exception):
     """A mistake in how the command was called; the message is the sentence to print."""
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """HOST:PORT, [IPv6]:PORT, or HOST alone (default port)."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest.removeprefix(":")
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    else:
-        host, port_text = text, ""
-    if not host:
-        raise UsageError(f"{text!r} is not a server address (expected HOST:PORT)")
-    if not port_text:
-        return host, DEFAULT_PORT
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise UsageError(f"{port_text!r} is not a port number (1–65535)")
-    return host, int(port_text)
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, needs_user: bool = True) -> None:
@@ -55,7 +37,10 @@ def add_connection_options(parser: argparse.ArgumentParser, *, needs_user: bool 
 
 
 def server_address(args: argparse.Namespace) -> tuple[str, int]:
-    return parse_address(args.server or os.environ.get("MAILSLOT_SERVER") or DEFAULT_SERVER)
+    try:
+        return parse_address(args.server or os.environ.get("MAILSLOT_SERVER") or DEFAULT_SERVER)
+    except ValueError as error:
+        raise UsageError(str(error).rstrip(".")) from None
 
 
 def username(args: argparse.Namespace) -> str:

@@ -31,6 +31,7 @@ from mailslot.client import (
     UserOffline,
     UserOnline,
 )
+from mailslot.client.address import format_address, parse_address
 from mailslot.gui import theme
 from mailslot.gui.archive import Archive, ArchivedMessage, archive_path
 from mailslot.gui.compose import ComposeView, Mode
@@ -38,7 +39,7 @@ from mailslot.gui.errors import login_sentence, send_sentence
 from mailslot.gui.inbox import InboxView
 from mailslot.gui.login_view import LoginView
 from mailslot.gui.roster import Roster, name_problem
-from mailslot.gui.settings import ClientSettings, format_address, parse_address
+from mailslot.gui.settings import ClientSettings
 from mailslot.gui.tkasync import Pump
 from mailslot.gui.users_pane import UsersPane
 

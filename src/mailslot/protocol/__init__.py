@@ -3,6 +3,7 @@
 from mailslot.protocol.codec import (
     CLIENT_MAX_FRAME,
     DEFAULT_MAX_FRAME,
+    DEFAULT_PORT,
     FrameTooLarge,
     LineSplitter,
     decode_frame,
@@ -30,6 +31,7 @@ from mailslot.protocol.names import MAX_NAME_LENGTH, InvalidName, display_name, 
 __all__ = [
     "CLIENT_MAX_FRAME",
     "DEFAULT_MAX_FRAME",
+    "DEFAULT_PORT",
     "MAX_NAME_LENGTH",
     "PROTOCOL_VERSIONS",
     "Ack",

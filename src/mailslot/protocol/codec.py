@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+DEFAULT_PORT = 7777
 DEFAULT_MAX_FRAME = 65_536
 CLIENT_MAX_FRAME = 16 * 1024 * 1024
 

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from mailslot.protocol import DEFAULT_MAX_FRAME
-
-DEFAULT_PORT = 7777
+from mailslot.protocol import DEFAULT_MAX_FRAME, DEFAULT_PORT
 
 
 def default_data_dir() -> Path:
