@@ -26,19 +26,32 @@ def recipients(directory: Directory, me: UserState, request: Send, limit: int) -
             f"{len(names)} recipients; the limit is {limit}",
             max=limit,
         )
+    if len(names) == 1:  # the common case, without the bookkeeping below
+        state = _find(directory, names[0])
+        if state is None:
+            raise _unknown(names)
+        return [state]
     found: dict[str, UserState] = {}
     unknown: list[str] = []
     for name in names:
-        try:
-            state = directory.by_key.get(name_key(name))
-        except InvalidName:
-            state = None
+        state = _find(directory, name)
         if state is None:
             unknown.append(name)
         else:
             found[state.record.key] = state
     if unknown:
-        listed = ", ".join(repr(name) for name in unknown)
-        noun = "user" if len(unknown) == 1 else "users"
-        raise Refusal(ErrorCode.UNKNOWN_RECIPIENT, f"unknown {noun} {listed}", names=unknown)
+        raise _unknown(unknown)
     return list(found.values())
+
+
+def _find(directory: Directory, name: str) -> UserState | None:
+    try:
+        return directory.by_key.get(name_key(name))
+    except InvalidName:
+        return None
+
+
+def _unknown(names: list[str]) -> Refusal:
+    listed = ", ".join(repr(name) for name in names)
+    noun = "user" if len(names) == 1 else "users"
+    return Refusal(ErrorCode.UNKNOWN_RECIPIENT, f"unknown {noun} {listed}", names=names)

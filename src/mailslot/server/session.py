@@ -74,11 +74,13 @@ class _Pending:
 
 
 class _Sends:
-    """Consecutive sends of one read, handed to the store as one job."""
+    """Consecutive sends of one read, handed to the store as one job. They arrived
+    together, so they share one reception time."""
 
-    __slots__ = ("messages", "recipients", "request_ids")
+    __slots__ = ("at", "messages", "recipients", "request_ids")
 
-    def __init__(self) -> None:
+    def __init__(self, at: int) -> None:
+        self.at = at
         self.request_ids: list[int | None] = []
         self.recipients: list[list[UserState]] = []
         self.messages: list[NewMessage] = []
@@ -159,7 +161,8 @@ class Session:
 
     async def _answer(self, lines: list[bytes]) -> None:
         replies: list[bytes | _Pending] = []
-        sends = _Sends()  # consecutive sends: stored together, before any later reply
+        received_at = now_micros()
+        sends = _Sends(received_at)  # consecutive sends: stored together, before later replies
         for line in lines:
             request = decode_request(line)
             refused = self._take_send(request, sends) if isinstance(request, Send) else None
@@ -167,7 +170,7 @@ class Session:
                 continue
             if sends.messages:
                 replies.append(self._store_sends(sends))
-                sends = _Sends()
+                sends = _Sends(received_at)
             if refused is not None:
                 replies.append(refused)
                 continue
@@ -366,7 +369,7 @@ class Session:
         sends.request_ids.append(request.id)
         sends.recipients.append(recipients)
         sends.messages.append(
-            NewMessage(me.name, [s.record.id for s in recipients], text, now_micros())
+            NewMessage(me.name, [s.record.id for s in recipients], text, sends.at)
         )
 
     def _store_sends(self, sends: _Sends) -> _Pending:
@@ -375,8 +378,9 @@ class Session:
 
         def stored(message_ids: list[int]) -> bytes:
             replies = []
-            for request_id, recipients, message, message_id in zip(
-                sends.request_ids, sends.recipients, sends.messages, message_ids, strict=True
+            at = format_time(sends.at)
+            for request_id, recipients, message_id in zip(
+                sends.request_ids, sends.recipients, message_ids, strict=True
             ):
                 self.server.delivered_to_queues(me, recipients)
                 replies.append(
@@ -385,7 +389,7 @@ class Session:
                             "id": request_id,
                             "ok": True,
                             "msg": message_id,
-                            "at": format_time(message.at),
+                            "at": at,
                             "recipients": len(recipients),
                         }
                     )

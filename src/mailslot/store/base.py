@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +24,7 @@ class StoredMessage:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class NewMessage:
+class NewMessage(NamedTuple):  # a tuple: made once per send, on the hot path
     sender: str
     recipient_ids: Sequence[int]
     text: str
