@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +160,50 @@ def test_watch_prints_push_events(password_server: ServerProcess) -> None:
     finally:
         watcher.terminate()
         watcher.wait(10)
+
+
+def test_without_a_display_the_server_runs_headless_and_the_gui_commands_say_why(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mailslot",
+                "server",
+                "--port",
+                "0",
+                "--data-dir",
+                str(tmp_path),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        for _ in range(200):
+            if "Mailslot listening" in log.read_text():
+                break
+            assert server.poll() is None, log.read_text()
+            time.sleep(0.05)
+        text = log.read_text()
+        assert "No dashboard: no desktop display is available" in text
+        assert "Mailslot listening" in text
+    finally:
+        server.terminate()
+        server.wait(10)
+    for command in ("client", "demo"):
+        result = subprocess.run(
+            [sys.executable, "-m", "mailslot", command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"mailslot: the {command} needs a desktop, but no")

@@ -8,17 +8,21 @@ from collections.abc import Sequence
 
 from mailslot import __version__
 from mailslot.cli import client_commands, server_command
-from mailslot.cli.common import UsageError, add_connection_options, server_address, tls_context
+from mailslot.cli.common import (
+    UsageError,
+    add_connection_options,
+    no_desktop,
+    server_address,
+    tls_context,
+)
 from mailslot.client import MailslotError
 from mailslot.client.address import format_address
 
 
 def _gui_client(args: argparse.Namespace) -> int:
-    from mailslot import gui
-
-    why_not = gui.available()
+    why_not = no_desktop()
     if why_not is not None:
-        raise UsageError(f"the client needs a desktop: {why_not}")
+        raise UsageError(f"the client needs a desktop, but {why_not}")
     from mailslot.gui.client_app import run_client
 
     server = None
@@ -28,11 +32,9 @@ def _gui_client(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from mailslot import gui
-
-    why_not = gui.available()
+    why_not = no_desktop()
     if why_not is not None:
-        raise UsageError(f"the demo needs a desktop: {why_not}")
+        raise UsageError(f"the demo needs a desktop, but {why_not}")
     from mailslot.gui.demo import run_demo
 
     return run_demo()

@@ -68,3 +68,13 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     if getattr(args, "tls", False):
         return ssl.create_default_context()
     return None
+
+
+def no_desktop() -> str | None:
+    """Why no window can open here, as a clause to put in a sentence; None if one can."""
+    from mailslot import gui
+
+    why_not = gui.available()
+    if why_not is None:
+        return None
+    return why_not[:1].lower() + why_not[1:].rstrip(".")

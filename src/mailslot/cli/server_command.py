@@ -10,7 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from mailslot.cli.common import UsageError
+from mailslot.cli.common import UsageError, no_desktop
 from mailslot.server import DEFAULT_PORT, Limits, MailslotServer, ServerConfig, default_data_dir
 
 
@@ -88,14 +88,12 @@ def run_server(args: argparse.Namespace) -> int:
     )
     config = config_from(args)
     if not args.headless:
-        from mailslot import gui
-
-        why_not = gui.available()
+        why_not = no_desktop()
         if why_not is None:
             from mailslot.gui.dashboard import run_dashboard
 
             return run_dashboard(config)
-        print(f"No dashboard ({why_not}); running headless.", file=sys.stderr)
+        print(f"No dashboard: {why_not}. Running headless.", file=sys.stderr)
     return asyncio.run(serve_headless(config))
 
 
