@@ -28,9 +28,9 @@ class Demo:
         )
         self.server.start()
         self.dashboard = Dashboard(root, self.server)
-        root.geometry("1100x720+0+0")
+        places = _places(root.winfo_screenwidth(), root.winfo_screenheight())
+        root.geometry(places[0])
         self.clients: dict[str, ClientApp] = {}
-        sw = root.winfo_screenwidth()
         for i, name in enumerate(DEMO_USERS):
             top = tk.Toplevel(root, class_="Mailslot")
             app = ClientApp(
@@ -41,8 +41,7 @@ class Demo:
                 remember=False,
                 autoconnect=True,
             )
-            x = min(80 + 60 * i, max(0, sw - 1000))
-            top.geometry(f"1000x700+{x}+{60 + 50 * i}")
+            top.geometry(places[i + 1])
             self.clients[name] = app
         self._greeted = False
         root.after(200, self._greet)
@@ -81,3 +80,20 @@ def run_demo() -> int:
         return 0
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _places(screen_width: int, screen_height: int) -> list[str]:
+    """Geometries for the dashboard and the three clients: a 2×2 grid where four
+    windows of at least 800×600 fit, else a cascade that keeps every title bar visible."""
+    half_width, half_height = screen_width // 2, (screen_height - 60) // 2
+    if half_width >= 800 and half_height >= 600:
+        return [
+            f"{half_width}x{half_height}+{x}+{y}"
+            for y in (0, half_height + 30)
+            for x in (0, half_width)
+        ]
+    cascade = ["1100x720+0+0"]
+    for i in range(3):
+        x = min(80 + 60 * i, max(0, screen_width - 1000))
+        cascade.append(f"1000x700+{x}+{60 + 50 * i}")
+    return cascade
