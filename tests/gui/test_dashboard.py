@@ -144,3 +144,16 @@ def test_demo_opens_dashboard_and_three_clients(root: Any, tmp_path: Path) -> No
             app.close()
         demo.dashboard.stop()
         pump_until(root, lambda: not demo.server.running, what="the demo to stop")
+
+
+def test_demo_windows_tile_where_they_fit_and_cascade_where_not() -> None:
+    from mailslot.gui.demo import _places
+
+    assert _places(2560, 1440) == [
+        "1280x690+0+0",
+        "1280x690+1280+0",
+        "1280x690+0+720",
+        "1280x690+1280+720",
+    ]
+    cascade = _places(1366, 768)
+    assert cascade[0] == "1100x720+0+0" and len(set(cascade)) == 4
