@@ -125,7 +125,7 @@ class MailslotServer:
         if self._sweeper is not None:
             self._sweeper.cancel()
         for session in list(self.sessions):
-            await session.close(CloseReason.SHUTDOWN)
+            session.close(CloseReason.SHUTDOWN)
         if self._tasks:
             _, unfinished = await asyncio.wait(self._tasks, timeout=5)
             for task in unfinished:
@@ -170,7 +170,7 @@ class MailslotServer:
             self._broadcast({"event": "new_user", "user": state.name}, session)
         self._broadcast({"event": "online", "user": state.name}, session)
 
-    async def disconnected(self, session: Session) -> None:
+    def disconnected(self, session: Session) -> None:
         self.sessions.discard(session)
         self.presence_watchers.discard(session)
         state = session.user
@@ -244,8 +244,7 @@ class MailslotServer:
             deadline = time.monotonic() - timeout
             for session in list(self.sessions):
                 if session.last_activity < deadline:
-                    with contextlib.suppress(Exception):
-                        await session.close(CloseReason.IDLE)
+                    session.close(CloseReason.IDLE)
 
 
 def _raise_open_file_limit() -> None:

@@ -148,14 +148,14 @@ class Session:
                     lines = splitter.feed(data)
                 except FrameTooLarge as error:
                     self.write(error_frame(None, ErrorCode.TOO_LARGE, str(error), max=error.limit))
-                    await self.close(CloseReason.TOO_LARGE)
+                    self.close(CloseReason.TOO_LARGE)
                     break
                 await self._answer(lines)
                 await self.writer.drain()
         except (ConnectionError, OSError) as error:
             self.close_reason = self.close_reason or f"connection lost ({error.__class__.__name__})"
         finally:
-            await self.server.disconnected(self)
+            self.server.disconnected(self)
             if not self.transport.is_closing():
                 self.transport.close()
 
@@ -179,7 +179,7 @@ class Session:
                 replies.append(error_frame(request.id, request.code, request.message))
                 if self._malformed_in_a_row >= MAX_MALFORMED_IN_A_ROW:
                     await self._flush(replies)
-                    await self.close(CloseReason.MALFORMED)
+                    self.close(CloseReason.MALFORMED)
                     return
                 continue
             self._malformed_in_a_row = 0
@@ -201,7 +201,7 @@ class Session:
             replies.append(self._store_sends(sends))
         await self._flush(replies)
         if self.close_reason == "bye":
-            await self.close()
+            self.close()
 
     def _take_send(self, request: Send, sends: _Sends) -> bytes | None:
         """Add a valid send to the group (None), or the error reply that refuses it."""
@@ -250,7 +250,7 @@ class Session:
             return
         self.writer.write(frame)
 
-    async def close(self, reason: str | None = None) -> None:
+    def close(self, reason: str | None = None) -> None:
         if reason is not None:
             self.close_reason = reason
             self.write(encode({"event": "closing", "reason": reason}))
