@@ -209,3 +209,35 @@ def test_pipelined_requests_are_answered_in_order(server: ServerThread) -> None:
     assert replies[1]["error"] == "unknown_recipient"
     assert [m["text"] for m in replies[3]["messages"]] == ["first", "second"]  # sees earlier sends
     assert replies[0]["msg"] < replies[2]["msg"] < replies[4]["msg"]
+
+
+def test_small_requests_for_large_replies_cannot_pile_up_in_server_memory(
+    server_process: Any,
+) -> None:
+    process = server_process("--auth", "none", "--no-limits")
+
+    async def many_users() -> None:
+        for start in range(0, 500, 100):
+            clients = await asyncio.gather(
+                *(
+                    connect(process.port, f"someone-with-a-long-name-{i:03}")
+                    for i in range(start, start + 100)
+                )
+            )
+            await asyncio.gather(*(c.close() for c in clients))
+
+    run(many_users())
+    baseline = process.rss_kib()
+    sink = socket.create_connection(("127.0.0.1", process.port))
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sink.sendall(b'{"op":"login","id":1,"user":"sink","presence":false}\n')
+    request = b'{"op":"users"}\n'  # 15 bytes asking for about 25 KB
+    with contextlib.suppress(TimeoutError, BlockingIOError):
+        sink.settimeout(5)
+        sink.sendall(request * 20_000)  # stops when the server stops reading
+    time.sleep(1)
+    # without the bound: +110 MB after a second, and growing
+    assert process.rss_kib() < baseline + 64 * 1024
+    bystander = Raw(process.port)
+    assert bystander.request({"op": "ping", "id": 1})["pong"] is True
+    sink.close()

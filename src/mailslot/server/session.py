@@ -50,6 +50,7 @@ log = logging.getLogger("mailslot.server")
 READ_SIZE = 65_536
 MAX_MALFORMED_IN_A_ROW = 10
 WRITE_HIGH_WATER = 64 * 1024
+REPLIES_BEFORE_DRAIN = 32
 
 
 class _Pending:
@@ -197,6 +198,13 @@ class Session:
                 replies.append(error_frame(request.id, ErrorCode.INTERNAL, message))
             if isinstance(request, Bye):
                 break
+            if len(replies) >= REPLIES_BEFORE_DRAIN:
+                # A few bytes of request can ask for a large reply (users, check): write
+                # what is due and wait for the client to read it before going on, so a
+                # client that never reads cannot pile up replies in server memory.
+                await self._flush(replies)
+                replies = []
+                await self.writer.drain()
         if sends.messages:
             replies.append(self._store_sends(sends))
         await self._flush(replies)
