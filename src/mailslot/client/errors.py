@@ -24,12 +24,6 @@ class ConnectionLost(MailslotError):
     code = "connection_lost"
 
 
-class ProtocolViolation(MailslotError):
-    """The server sent something this client cannot read."""
-
-    code = "protocol"
-
-
 def _error(name: str, code: ErrorCode) -> type[MailslotError]:
     return type(name, (MailslotError,), {"code": str(code), "__module__": __name__})
 

@@ -32,7 +32,7 @@ def login_sentence(exc: BaseException, user: str, where: str) -> tuple[str, str]
         )
     if code == "server_busy":
         return f"The server at {where} is full right now. Please retry in a moment.", "server"
-    if code in {"unreachable", "connection_lost", "protocol"} or isinstance(exc, OSError):
+    if code in {"unreachable", "connection_lost"} or isinstance(exc, OSError):
         detail = str(exc)
         return (
             f"{detail[0].upper() + detail[1:] if detail else 'Cannot reach ' + where}. "

@@ -9,6 +9,7 @@ from mailslot.protocol.codec import (
     decode_frame,
     encode,
     format_time,
+    now_micros,
     parse_time,
 )
 from mailslot.protocol.errors import CloseReason, ErrorCode
@@ -55,5 +56,6 @@ __all__ = [
     "encode",
     "format_time",
     "name_key",
+    "now_micros",
     "parse_time",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,6 +73,11 @@ def decode_frame(line: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("invalid frame from server: not an object")
     return value
+
+
+def now_micros() -> int:
+    """The time as the protocol counts it: microseconds since the epoch, UTC."""
+    return time.time_ns() // 1000
 
 
 def format_time(micros: int) -> str:

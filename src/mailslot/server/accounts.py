@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING
 
-from mailslot.protocol import ErrorCode
+from mailslot.protocol import ErrorCode, now_micros
 from mailslot.server.directory import UserState
 from mailslot.server.passwords import hash_password, verify_password
 from mailslot.server.refusal import Refusal
@@ -40,7 +39,7 @@ async def authenticate(
         else:
             password_hash = await loop.run_in_executor(None, hash_password, password)
     if state is None:
-        record = await server.store.create_user(key, name, password_hash, time.time_ns() // 1000)
+        record = await server.store.create_user(key, name, password_hash, now_micros())
         return server.user_created(record), True
     if password_hash is not None:
         await server.store.set_password(state.record.id, password_hash)

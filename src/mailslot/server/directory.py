@@ -37,7 +37,6 @@ class UserState:
 class Directory:
     def __init__(self) -> None:
         self.by_key: dict[str, UserState] = {}
-        self.online: set[UserState] = set()
         self._sorted: list[UserState] | None = None
 
     def add(self, record: UserRecord, waiting: int = 0) -> UserState:
@@ -57,10 +56,8 @@ class Directory:
     def went_online(self, state: UserState, session: Session, at: datetime) -> None:
         state.session = session
         state.connected_since = at
-        self.online.add(state)
 
     def went_offline(self, state: UserState, at: datetime) -> None:
         state.session = None
         state.connected_since = None
         state.last_seen = at
-        self.online.discard(state)

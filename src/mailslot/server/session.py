@@ -35,6 +35,7 @@ from mailslot.protocol import (
     encode,
     format_time,
     name_key,
+    now_micros,
 )
 from mailslot.server import accounts, routing
 from mailslot.server.directory import UserState
@@ -85,10 +86,6 @@ class _Sends:
         self.request_ids: list[int | None] = []
         self.recipients: list[list[UserState]] = []
         self.messages: list[NewMessage] = []
-
-
-def now_micros() -> int:
-    return time.time_ns() // 1000
 
 
 class Session:

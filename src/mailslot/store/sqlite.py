@@ -1,7 +1,8 @@
 """The embedded store: one SQLite file, one writer thread, group commit.
 
 Every operation becomes a job for a dedicated database thread. The thread
-takes all jobs waiting at that moment, runs each inside its own savepoint,
+takes all jobs waiting at that moment (consecutive sends together, with
+executemany; jobs that may fail alone, such as a new user, in a savepoint),
 commits the lot with one fsync (WAL, synchronous=FULL) and only then
 resolves the callers' futures. Concurrent senders therefore share commits,
 and nothing is acknowledged before it is on disk.
