@@ -34,6 +34,7 @@ UnsupportedVersion = _error("UnsupportedVersion", ErrorCode.UNSUPPORTED_VERSION)
 NotLoggedIn = _error("NotLoggedIn", ErrorCode.NOT_LOGGED_IN)
 AlreadyLoggedIn = _error("AlreadyLoggedIn", ErrorCode.ALREADY_LOGGED_IN)
 InvalidUsername = _error("InvalidUsername", ErrorCode.INVALID_USERNAME)
+ConfusableUsername = _error("ConfusableUsername", ErrorCode.CONFUSABLE_USERNAME)
 UsernameInUse = _error("UsernameInUse", ErrorCode.USERNAME_IN_USE)
 PasswordRequired = _error("PasswordRequired", ErrorCode.PASSWORD_REQUIRED)
 WrongPassword = _error("WrongPassword", ErrorCode.WRONG_PASSWORD)
@@ -43,6 +44,8 @@ TextTooLong = _error("TextTooLong", ErrorCode.TEXT_TOO_LONG)
 EmptyText = _error("EmptyText", ErrorCode.EMPTY_TEXT)
 TooLarge = _error("TooLarge", ErrorCode.TOO_LARGE)
 ServerBusy = _error("ServerBusy", ErrorCode.SERVER_BUSY)
+StorageFull = _error("StorageFull", ErrorCode.STORAGE_FULL)
+Unavailable = _error("Unavailable", ErrorCode.UNAVAILABLE)
 InternalError = _error("InternalError", ErrorCode.INTERNAL)
 
 
@@ -71,6 +74,7 @@ _BY_CODE: dict[str, type[MailslotError]] = {
         NotLoggedIn,
         AlreadyLoggedIn,
         InvalidUsername,
+        ConfusableUsername,
         UsernameInUse,
         PasswordRequired,
         WrongPassword,
@@ -80,6 +84,8 @@ _BY_CODE: dict[str, type[MailslotError]] = {
         EmptyText,
         TooLarge,
         ServerBusy,
+        StorageFull,
+        Unavailable,
         InternalError,
         UnknownRecipient,
         RateLimited,

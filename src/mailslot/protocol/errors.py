@@ -10,6 +10,7 @@ class ErrorCode(StrEnum):
     NOT_LOGGED_IN = "not_logged_in"
     ALREADY_LOGGED_IN = "already_logged_in"
     INVALID_USERNAME = "invalid_username"
+    CONFUSABLE_USERNAME = "confusable_username"
     USERNAME_IN_USE = "username_in_use"
     PASSWORD_REQUIRED = "password_required"
     WRONG_PASSWORD = "wrong_password"
@@ -21,12 +22,15 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"
     RATE_LIMITED = "rate_limited"
     SERVER_BUSY = "server_busy"
+    STORAGE_FULL = "storage_full"
+    UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
 
 class CloseReason(StrEnum):
     SHUTDOWN = "shutdown"
     IDLE = "idle"
+    LOGIN_TIMEOUT = "login_timeout"
     SLOW_CONSUMER = "slow_consumer"
     TOO_LARGE = "too_large"
     MALFORMED = "malformed"

@@ -47,3 +47,7 @@ class ServerConfig:
     @property
     def database(self) -> Path:
         return self.data_dir / "mailslot.sqlite3"
+
+
+class StartupError(Exception):
+    """The server cannot start; str() is one sentence saying why, for the operator."""

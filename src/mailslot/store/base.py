@@ -37,6 +37,20 @@ class Batch:
     more: bool
 
 
+class StoreError(Exception):
+    """The database refused an operation; the operation had no effect."""
+
+
+class StorageFull(StoreError):
+    """The disk holding the data is full (or below the free-space floor kept for
+    checks and acks); the operation had no effect."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or written right now (I/O error, read-only,
+    locked, connection lost); the operation had no effect."""
+
+
 class Store(Protocol):
     """Users, credentials and persistent per-user queues.
 

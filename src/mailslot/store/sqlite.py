@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mailslot.store.base import Batch, NewMessage, StoredMessage, UserRecord
+from mailslot.store.base import Batch, NewMessage, StoredMessage, StoreError, UserRecord
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,6 @@ class _Enqueue:
 
 _Job = _Call | _Enqueue
 _Outcome = tuple[asyncio.Future[Any], bool, Any]
-
-
-class StoreError(Exception):
-    """The database refused an operation; the operation had no effect."""
 
 
 class SQLiteStore:
