@@ -134,7 +134,7 @@ def _unicode_problem(name: str) -> str | None:
         if char not in tables.allowed:
             return (
                 f"{char!r} ({_describe(char)}) is not allowed in a username: Unicode does not"
-                " recommend it for names (it is rare, obsolete or easily mistaken for another)"
+                " recommend it for identifiers (it is rare, obsolete or technical)"
             )
     return _script_problem(name, tables)
 
