@@ -168,6 +168,15 @@ def test_todays_rules_still_hold(name: str) -> None:
         confusable_keys(name)
 
 
+def test_a_long_name_is_refused_before_normalising_and_never_cached() -> None:
+    before = display_name.cache_info().currsize, name_key.cache_info().currsize
+    for padding in [" " * 10_000, "e\u0301" * 5_000]:
+        for check in (display_name, name_key, confusable_keys):
+            with pytest.raises(InvalidName, match="at most 32 characters"):
+                check(padding + "alice")
+    assert (display_name.cache_info().currsize, name_key.cache_info().currsize) == before
+
+
 @pytest.mark.parametrize(("a", "b"), [("alice", "bob"), ("ALICE", "ALLCE"), ("anna", "hanna")])
 def test_names_that_do_not_look_alike_do_not_collide(a: str, b: str) -> None:
     assert not confusable(a, b)

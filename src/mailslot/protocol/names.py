@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 MAX_NAME_LENGTH = 32
+# NFKC composes at most three code points into one; anything longer is padding, and refusing it
+# before NFKC keeps the caches below small however long the names a client sends.
+_MAX_RAW_LENGTH = 4 * MAX_NAME_LENGTH
 _PUNCTUATION_ALLOWED = frozenset("._-")
 _ASCII_ALLOWED = frozenset(string.ascii_letters + string.digits) | _PUNCTUATION_ALLOWED
 _HINT = "use letters, digits, '.', '_', '-'"
@@ -94,6 +97,8 @@ def _tables() -> _Tables:
 
 def _normalised(raw: str) -> str:
     """NFKC without surrounding white space, checked for length: today's first rules."""
+    if len(raw) > _MAX_RAW_LENGTH:
+        raise InvalidName(f"a username has at most {MAX_NAME_LENGTH} characters")
     name = unicodedata.normalize("NFKC", raw).strip()
     if not name:
         raise InvalidName("a username cannot be empty")
