@@ -123,6 +123,8 @@ VALID_NAMES = [
     "Ελένη",
     "Влад",
     "Дмитрий_1990",
+    "محمد٢٠٠٠",
+    "कमल१२",
     "محمد",
     "דוד",
     "ราชา",
@@ -152,6 +154,11 @@ def test_ordinary_names_in_many_scripts_stay_valid(name: str) -> None:
 )
 def test_names_mixing_scripts_are_refused(name: str) -> None:
     assert "cannot mix scripts" in refusal(name)
+
+
+@pytest.mark.parametrize("name", ["محمد1٢", "محمد٣۳", "कमल१1"])
+def test_names_mixing_number_systems_are_refused(name: str) -> None:
+    assert "digits of different number systems" in refusal(name)
 
 
 @pytest.mark.parametrize("name", ["ᏣᎳᎩ", "ᚠᚢᚦ", "ⴰⵣⵓⵍ"])

@@ -141,7 +141,7 @@ def _unicode_problem(name: str) -> str | None:
                 f"{char!r} ({_describe(char)}) is not allowed in a username: Unicode does not"
                 " recommend it for identifiers (it is rare, obsolete or technical)"
             )
-    return _script_problem(name, tables)
+    return _script_problem(name, tables) or _digits_problem(name)
 
 
 def _script_problem(name: str, tables: _Tables) -> str | None:
@@ -164,6 +164,14 @@ def _script_problem(name: str, tables: _Tables) -> str | None:
     )
 
 
+def _digits_problem(name: str) -> str | None:
+    """UTS #39 §5.5: digits of two number systems ("8" and Bengali "৪") can spell look-alikes."""
+    zeros = {ord(char) - unicodedata.decimal(char) for char in name if char.isdecimal()}
+    if len(zeros) < 2:
+        return None
+    return "a username cannot mix digits of different number systems"
+
+
 @functools.lru_cache(maxsize=65_536)
 def display_name(raw: str) -> str:
     """The spelling kept for display: NFKC, surrounding white space removed.
@@ -171,7 +179,8 @@ def display_name(raw: str) -> str:
     Raises InvalidName with a human sentence when the name is not acceptable as a new username:
     empty, longer than MAX_NAME_LENGTH, characters other than letters, digits, '.', '_', '-',
     invisible characters (fillers, joiners), characters that UTS #39 does not allow in
-    identifiers, or a mix of scripts beyond UTS #39's "highly restrictive" ones.
+    identifiers, a mix of scripts beyond UTS #39's "highly restrictive" ones, or digits of
+    two number systems.
     """
     name = _normalised(raw)
     problem = _ascii_problem(name) if name.isascii() else _unicode_problem(name)
