@@ -158,6 +158,7 @@ class HeldStore:
         return held
 
     async def release(self) -> None:
+        await asyncio.sleep(0)  # tasks started meanwhile hand over their jobs first
         self.gate.set()
         await self.busy
 

@@ -57,8 +57,8 @@ MAX_JOBS_PER_COMMIT = 5_000
 ROWS_PER_COMMIT = 4_096  # queue rows written or deleted per commit, unless one job has more
 CACHE_KIB = 64 * 1024
 CHECKPOINT_PAGES = 16_384  # 64 MiB of WAL at the default page size
-SPACE_CHECK_INTERVAL = 0.5  # seconds between two looks at the free space
-MAX_FREE_SPACE_FLOOR = 64 * 1024 * 1024
+WAL_TRUNCATE_INTERVAL = 0.5  # seconds: near the free-space floor, give back WAL space this often
+MAX_FREE_SPACE_FLOOR = 2 * CHECKPOINT_PAGES * 4096
 MIN_FREE_SPACE_FLOOR = 256 * 1024
 
 # A message with one recipient lives in its queue row alone: one b-tree insert to
@@ -102,7 +102,7 @@ _SHARED: _Owner = ""  # the owner of jobs that belong to no user
 
 def default_free_space_floor(file_system_bytes: int) -> int:
     """5% of the file system, but at least 256 KiB (room for acks on a tiny disk)
-    and at most 64 MiB (plenty for acks on a big one)."""
+    and at most 128 MiB (room for a full WAL's checkpoint and for acks on a big one)."""
     return min(MAX_FREE_SPACE_FLOOR, max(MIN_FREE_SPACE_FLOOR, file_system_bytes // 20))
 
 
@@ -130,6 +130,14 @@ class _Enqueue:
 
 _Job = _Call | _Enqueue
 _Outcome = tuple[asyncio.Future[Any], bool, Any]
+
+
+class _DiskFull(Exception):
+    """A batch failed for want of disk space."""
+
+    def __init__(self, failure: StorageFull) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
 
 
 class _JobFailed(Exception):
@@ -161,9 +169,8 @@ class SQLiteStore:
         self._ready = threading.Event()
         self._open_error: StoreError | None = None
         self._names: dict[int, str] = {}  # user id -> name, so all of a user's jobs share an owner
-        self._space_checked_at = -math.inf
+        self._wal_truncated_at = -math.inf
         self._low_on_space = False
-        self._near_floor = False
         self.commits = 0  # for tests and metrics: how many transactions reached disk
 
     # -- lifecycle ---------------------------------------------------------
@@ -361,9 +368,15 @@ class SQLiteStore:
             db.execute("PRAGMA foreign_keys = OFF")
             # Sends land on random users' pages: keep the hot pages in memory, and let the
             # WAL grow before copying it back, so a page written by many commits is
-            # checkpointed once.
+            # checkpointed once. But new pages take space twice until checkpointed (in
+            # the WAL, then in the database): keep the WAL within half the default floor,
+            # so a checkpoint always fits in the headroom.
+            stat = os.statvfs(self.path)
+            default_floor = default_free_space_floor(stat.f_blocks * stat.f_frsize)
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
+            checkpoint_pages = min(CHECKPOINT_PAGES, max(1, default_floor // 2 // page_size))
             db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+            db.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages}")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 db.executescript(
@@ -377,8 +390,7 @@ class SQLiteStore:
             elif self.check_integrity:
                 self._check_integrity(db)
             if self.free_space_floor is None:
-                stat = os.statvfs(self.path)
-                self.free_space_floor = default_free_space_floor(stat.f_blocks * stat.f_frsize)
+                self.free_space_floor = default_floor
         except BaseException:
             db.close()
             raise
@@ -404,12 +416,26 @@ class SQLiteStore:
             outcomes += [(job.future, False, full) for job in batch if job.grows]
             batch = [job for job in batch if not job.grows]
         if batch:
-            try:
-                outcomes += self._transaction(db, batch, alone=False)
-            except _JobFailed:
-                outcomes += self._run_each_alone(db, batch)
+            outcomes += self._run_jobs(db, batch)
         loop = next(future.get_loop() for future, _, _ in outcomes)
         loop.call_soon_threadsafe(_resolve, outcomes)
+
+    def _run_jobs(
+        self, db: sqlite3.Connection, batch: list[_Job], *, disk_was_full: bool = False
+    ) -> list[_Outcome]:
+        try:
+            return self._transaction(db, batch, alone=False)
+        except _JobFailed:
+            return self._run_each_alone(db, batch)
+        except _DiskFull as full:
+            if disk_was_full:
+                return [(job.future, False, full.failure) for job in batch]
+            # Give back the WAL's space and try again without what needs more: an ack
+            # writes a little to the WAL, and must not fail for new mail's sake.
+            self._truncate_wal(db)
+            outcomes = [(job.future, False, full.failure) for job in batch if job.grows]
+            rest = [job for job in batch if not job.grows]
+            return outcomes + (self._run_jobs(db, rest, disk_was_full=True) if rest else [])
 
     def _run_each_alone(self, db: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
         """The batch again, each job in a savepoint; a job whose failure spoils the
@@ -422,6 +448,8 @@ class SQLiteStore:
                 assert failed.job is not None and failed.outcome is not None
                 spoiled.append(failed.outcome)
                 batch = [job for job in batch if job is not failed.job]
+            except _DiskFull as full:
+                return spoiled + [(job.future, False, full.failure) for job in batch]
         return spoiled
 
     def _transaction(
@@ -445,8 +473,10 @@ class SQLiteStore:
         except Exception as error:  # the thread must outlive any bad batch
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            failure = self._failure(error)
+            failure = _classify(error)
             log.error("a commit of %d jobs failed: %s", len(batch), error)
+            if isinstance(failure, StorageFull):
+                raise _DiskFull(failure) from error
             return [(job.future, False, failure) for job in batch]
 
     def _run_together(self, db: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
@@ -474,7 +504,7 @@ class SQLiteStore:
         try:
             result = _write_sends(db, [job])[0][2] if isinstance(job, _Enqueue) else job.run(db)
         except Exception as error:
-            failure = self._failure(error)
+            failure = _classify(error)
             level = logging.ERROR if isinstance(failure, StoreUnavailable) else logging.WARNING
             log.log(level, "a store operation failed alone: %s (%s)", failure, error)
             if _result_code(error) in _DAMAGE:
@@ -485,32 +515,17 @@ class SQLiteStore:
         db.execute("RELEASE job")
         return job.future, True, result
 
-    def _failure(self, error: Exception) -> StoreError:
-        failure = _classify(error)
-        if isinstance(failure, StorageFull):
-            self._space_checked_at = -math.inf  # look again before the next batch
-        return failure
-
     # -- headroom ----------------------------------------------------------------
 
     def _is_low_on_space(self, db: sqlite3.Connection) -> bool:
+        """Below the floor? One statvfs per batch: a few batches can fill a small disk."""
         assert self.free_space_floor is not None
-        now = time.monotonic()
-        # Near the floor, look before every batch: a few batches can fill a small disk.
-        if now - self._space_checked_at < SPACE_CHECK_INTERVAL and not self._near_floor:
-            return self._low_on_space
-        self._space_checked_at = now
         free = self._free_bytes()
-        self._near_floor = free < 2 * self.free_space_floor
+        near = free < 2 * self.free_space_floor
+        if near and time.monotonic() - self._wal_truncated_at >= WAL_TRUNCATE_INTERVAL:
+            self._truncate_wal(db)
+            free = self._free_bytes()
         low = free < self.free_space_floor
-        if low:
-            # The WAL only shrinks when truncated: copy it into the database (which
-            # reuses the pages acks freed) and give its space back.
-            try:
-                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as error:
-                log.warning("could not truncate the WAL to free space: %s", error)
-            low = self._free_bytes() < self.free_space_floor
         if low != self._low_on_space:
             if low:
                 log.warning(
@@ -522,6 +537,15 @@ class SQLiteStore:
                 log.warning("free space is back for %s: accepting new messages", self.path)
         self._low_on_space = low
         return low
+
+    def _truncate_wal(self, db: sqlite3.Connection) -> None:
+        """Copy the WAL into the database, which reuses the pages acks freed, and give
+        the WAL's space back: it only shrinks when truncated."""
+        self._wal_truncated_at = time.monotonic()
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as error:
+            log.warning("could not truncate the WAL to free space: %s", error)
 
     def _free_bytes(self) -> int:
         try:
