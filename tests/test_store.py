@@ -231,6 +231,39 @@ def test_a_burst_of_broadcasts_does_not_hold_up_another_user(tmp_path: Path) -> 
     run(scenario())
 
 
+def test_a_users_own_operations_keep_their_order(tmp_path: Path) -> None:
+    """A send to oneself, then a check, then an ack, handed over together behind
+    another user's burst: each sees the one before, whatever the fair sharing does."""
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "m.sqlite3")
+        await store.open()
+        users = await asyncio.gather(
+            *(store.create_user(f"u{i}", f"u{i}", None, i) for i in range(1_000))
+        )
+        alice = users[1]
+        (earlier,) = await store.enqueue([NewMessage("u2", [alice.id], "earlier", 1)])
+        held = await HeldStore.hold(store)
+        others = [user.id for user in users if user is not alice]
+        burst = [store.enqueue([NewMessage("u0", others, "to all", 1)]) for _ in range(10)]
+        sent = [
+            store.enqueue([NewMessage(alice.name, [alice.id], f"note {number}", 2)])
+            for number in range(5)
+        ]
+        before_ack = store.fetch(alice.id, 100)
+        acked = store.ack(alice.id, [earlier])
+        after_ack = store.fetch(alice.id, 100)
+        await held.release()
+        notes = {message_id for (message_id,) in await asyncio.gather(*sent)}
+        assert {m.id for m in (await before_ack).messages} == notes | {earlier}
+        assert await acked == 1
+        assert {m.id for m in (await after_ack).messages} == notes
+        await asyncio.gather(*burst)
+        await store.close()
+
+    run(scenario())
+
+
 def test_many_small_sends_from_many_users_share_a_commit(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = SQLiteStore(tmp_path / "m.sqlite3")

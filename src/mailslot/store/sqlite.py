@@ -25,6 +25,7 @@ space, still run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -418,7 +419,8 @@ class SQLiteStore:
         if batch:
             outcomes += self._run_jobs(db, batch)
         loop = next(future.get_loop() for future, _, _ in outcomes)
-        loop.call_soon_threadsafe(_resolve, outcomes)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(_resolve, outcomes)
 
     def _run_jobs(
         self, db: sqlite3.Connection, batch: list[_Job], *, disk_was_full: bool = False
