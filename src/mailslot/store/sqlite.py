@@ -169,6 +169,7 @@ class SQLiteStore:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._open_error: StoreError | None = None
+        self._passed_over: _Job | None = None  # a big job that let small ones go first
         self._names: dict[int, str] = {}  # user id -> name, so all of a user's jobs share an owner
         self._wal_truncated_at = -math.inf
         self._low_on_space = False
@@ -330,32 +331,49 @@ class SQLiteStore:
         except queue.Empty:
             return False
 
-    @staticmethod
-    def _next_batch(waiting: OrderedDict[_Owner, deque[_Job]]) -> list[_Job]:
-        """One job from each owner in turn, while the batch has room for the next one.
-        An owner served goes to the back of the line; one whose next job did not fit
-        keeps its place, so it is served first in the next batch."""
+    def _next_batch(self, waiting: OrderedDict[_Owner, deque[_Job]]) -> list[_Job]:
+        """Jobs from each owner in turn while they fit in ROWS_PER_COMMIT; an owner
+        served goes to the back of the line, one whose job did not fit keeps its
+        place. A job bigger than that alone (a broadcast to thousands) is passed over
+        once, for the small jobs waiting behind it, then committed alone. So a small
+        job waits for at most the commit under way and one more."""
+        head_jobs = waiting[next(iter(waiting))]
+        if head_jobs[0] is self._passed_over:
+            self._passed_over = None
+            return [self._take(waiting, next(iter(waiting)))]
         batch: list[_Job] = []
         rows = 0
         candidates = list(waiting)
-        while candidates:
+        while candidates and len(batch) < MAX_JOBS_PER_COMMIT:
             next_round = []
             for owner in candidates:
-                jobs = waiting[owner]
-                if batch and rows + jobs[0].rows > ROWS_PER_COMMIT:
+                if rows + waiting[owner][0].rows > ROWS_PER_COMMIT:
                     continue
-                job = jobs.popleft()
+                job = self._take(waiting, owner)
                 batch.append(job)
                 rows += job.rows
-                if jobs:
-                    waiting.move_to_end(owner)
+                if owner in waiting:
                     next_round.append(owner)
-                else:
-                    del waiting[owner]
                 if len(batch) >= MAX_JOBS_PER_COMMIT:
-                    return batch
+                    break
             candidates = next_round
+        if not batch:  # only big jobs wait
+            return [self._take(waiting, next(iter(waiting)))]
+        if waiting:
+            head_job = waiting[next(iter(waiting))][0]
+            if head_job.rows > ROWS_PER_COMMIT:
+                self._passed_over = head_job
         return batch
+
+    @staticmethod
+    def _take(waiting: OrderedDict[_Owner, deque[_Job]], owner: _Owner) -> _Job:
+        jobs = waiting[owner]
+        job = jobs.popleft()
+        if jobs:
+            waiting.move_to_end(owner)
+        else:
+            del waiting[owner]
+        return job
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
