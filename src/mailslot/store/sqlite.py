@@ -8,18 +8,26 @@ disk.
 
 Fair sharing: waiting jobs are kept in one FIFO per owner (the user a send
 comes from, or a check or ack is for; everything else shares one owner), and a
-batch takes one job from each owner in turn until it holds about
-ROWS_PER_COMMIT queue rows. One user's burst of broadcasts therefore delays
-another user's send by at most about one such batch.
+batch takes one job from each owner in turn while they fit in ROWS_PER_COMMIT
+queue rows. A job bigger than that (a broadcast to thousands) lets the small
+jobs behind it go first once, then commits alone. One user's burst of
+broadcasts therefore delays another user's send by at most one commit, at the
+price of one commit per big broadcast (each user's queue page is then written
+once per broadcast rather than once per burst).
 
 Failing alone: a batch first runs optimistically, all jobs in one transaction
 (consecutive sends written together with executemany). If any job fails, the
 batch is rolled back and run again with each job in its own savepoint, so only
 the jobs that fail get an error.
 
-Headroom: below a free-space floor on the data file's file system, new sends
-and new users are refused with StorageFull, while checks and acks, which free
-space, still run.
+Headroom: below a free-space floor on the data file's file system (looked at
+with one statvfs per batch), new sends and new users are refused with
+StorageFull, while checks and acks, which free space, still run. New pages
+take space twice until checkpointed (WAL, then database), so the WAL is kept
+within half the default floor and truncated when free space nears the floor.
+
+Cost at open: PRAGMA quick_check reads the whole file; about 0.26 s for a
+130 MiB database holding 1,000,000 queued messages (page cache warm).
 """
 
 from __future__ import annotations
@@ -109,8 +117,8 @@ def default_free_space_floor(file_system_bytes: int) -> int:
 
 @dataclass(slots=True)
 class _Call:
-    """Any operation but a send. `user_id`: whose it is, for fair sharing; `grows`:
-    refused when the disk is nearly full."""
+    """Any operation but a send. `user_id`: whose it is, for fair sharing; `rows`:
+    queue rows it writes or deletes; `grows`: refused when the disk is nearly full."""
 
     run: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
