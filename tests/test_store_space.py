@@ -63,6 +63,9 @@ def test_a_full_disk_refuses_sends_but_checks_and_acks_work_and_sends_come_back(
                 stored += await store.enqueue(messages)
         assert "disk" in str(refused.value)
         assert stored  # some got in before the disk filled
+        with pytest.raises(StorageFull):  # one at a time, up to the floor
+            for number in range(10_000):
+                stored += await store.enqueue([NewMessage("alice", [bob.id], f"{number}", 1)])
         with pytest.raises(StorageFull):
             await store.create_user("carol", "carol", None, 2)
 

@@ -181,6 +181,7 @@ class SQLiteStore:
         self._names: dict[int, str] = {}  # user id -> name, so all of a user's jobs share an owner
         self._wal_truncated_at = -math.inf
         self._low_on_space = False
+        self._page_size = 4096  # the database's, once open
         self.commits = 0  # for tests and metrics: how many transactions reached disk
 
     # -- lifecycle ---------------------------------------------------------
@@ -400,8 +401,8 @@ class SQLiteStore:
             # so a checkpoint always fits in the headroom.
             stat = os.statvfs(self.path)
             default_floor = default_free_space_floor(stat.f_blocks * stat.f_frsize)
-            page_size = db.execute("PRAGMA page_size").fetchone()[0]
-            checkpoint_pages = min(CHECKPOINT_PAGES, max(1, default_floor // 2 // page_size))
+            self._page_size = db.execute("PRAGMA page_size").fetchone()[0]
+            checkpoint_pages = min(CHECKPOINT_PAGES, default_floor // 2 // self._page_size)
             db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             db.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages}")
             version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -435,13 +436,18 @@ class SQLiteStore:
 
     def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[_Outcome] = []
-        if self._is_low_on_space(db):
-            full = StorageFull(
-                "the server's disk is nearly full; new messages and users are refused"
-                " until space is freed (checks and acks still work)"
-            )
-            outcomes += [(job.future, False, full) for job in batch if job.grows]
-            batch = [job for job in batch if not job.grows]
+        if any(job.grows for job in batch):
+            # What may grow: as many queue rows as there are pages above the floor,
+            # since each row may dirty a page of its own (a broadcast's rows do).
+            room = self._room_above_floor(db) // self._page_size
+            admitted: list[_Job] = []
+            for job in batch:
+                if job.grows and job.rows > room:
+                    outcomes.append((job.future, False, StorageFull(NEARLY_FULL)))
+                    continue
+                room -= job.rows if job.grows else 0
+                admitted.append(job)
+            batch = admitted
         if batch:
             outcomes += self._run_jobs(db, batch)
         loop = next(future.get_loop() for future, _, _ in outcomes)
@@ -545,8 +551,9 @@ class SQLiteStore:
 
     # -- headroom ----------------------------------------------------------------
 
-    def _is_low_on_space(self, db: sqlite3.Connection) -> bool:
-        """Below the floor? One statvfs per batch: a few batches can fill a small disk."""
+    def _room_above_floor(self, db: sqlite3.Connection) -> int:
+        """Free bytes above the floor. One statvfs per batch: a few batches can fill
+        a small disk."""
         assert self.free_space_floor is not None
         free = self._free_bytes()
         near = free < 2 * self.free_space_floor
@@ -564,7 +571,7 @@ class SQLiteStore:
             else:
                 log.warning("free space is back for %s: accepting new messages", self.path)
         self._low_on_space = low
-        return low
+        return free - self.free_space_floor
 
     def _truncate_wal(self, db: sqlite3.Connection) -> None:
         """Copy the WAL into the database, which reuses the pages acks freed, and give
@@ -646,6 +653,10 @@ _ENVIRONMENTAL = {
 }
 
 
+NEARLY_FULL = (
+    "the server's disk is nearly full; new messages and users are refused until space"
+    " is freed (checks and acks still work)"
+)
 _DAMAGE = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 
