@@ -100,7 +100,7 @@ class MailslotServer:
         context = None
         if self.config.tls_cert and self.config.tls_key:
             context = tls_context(str(self.config.tls_cert), str(self.config.tls_key))
-        self._data_dir = DataDir(self.config.data_dir, self.config.database).open()
+        self._data_dir.open()
         try:
             await self._load()
             self._listener = await self._listen(context)
