@@ -25,6 +25,9 @@ with one statvfs per batch), new sends and new users are refused with
 StorageFull, while checks and acks, which free space, still run. New pages
 take space twice until checkpointed (WAL, then database), so the WAL is kept
 within half the default floor and truncated when free space nears the floor.
+When something else fills the disk, a file of that size set aside at open
+(`<database>-reserve`) is given up so that the checkpoint and acks still fit;
+it is set aside again once space is back.
 
 Cost at open: PRAGMA quick_check reads the whole file; about 0.26 s for a
 130 MiB database holding 1,000,000 queued messages (page cache warm).
@@ -182,6 +185,9 @@ class SQLiteStore:
         self._wal_truncated_at = -math.inf
         self._low_on_space = False
         self._page_size = 4096  # the database's, once open
+        self._reserve = path.with_name(path.name + "-reserve")
+        self._reserve_bytes = 0
+        self._reserve_released = True
         self.commits = 0  # for tests and metrics: how many transactions reached disk
 
     # -- lifecycle ---------------------------------------------------------
@@ -419,6 +425,8 @@ class SQLiteStore:
                 self._check_integrity(db)
             if self.free_space_floor is None:
                 self.free_space_floor = default_floor
+            self._reserve_bytes = checkpoint_pages * self._page_size
+            self._keep_reserve()
         except BaseException:
             db.close()
             raise
@@ -463,9 +471,12 @@ class SQLiteStore:
             return self._run_each_alone(db, batch)
         except _DiskFull as full:
             if disk_was_full:
+                log.error("the disk is full: %d operations failed", len(batch))
                 return [(job.future, False, full.failure) for job in batch]
+            log.warning("the disk is full: refusing new messages, freeing space for the rest")
             # Give back the WAL's space and try again without what needs more: an ack
             # writes a little to the WAL, and must not fail for new mail's sake.
+            self._release_reserve()
             self._truncate_wal(db)
             outcomes = [(job.future, False, full.failure) for job in batch if job.grows]
             rest = [job for job in batch if not job.grows]
@@ -508,9 +519,9 @@ class SQLiteStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             failure = _classify(error)
-            log.error("a commit of %d jobs failed: %s", len(batch), error)
             if isinstance(failure, StorageFull):
                 raise _DiskFull(failure) from error
+            log.error("a commit of %d jobs failed: %s", len(batch), error)
             return [(job.future, False, failure) for job in batch]
 
     def _run_together(self, db: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
@@ -561,6 +572,8 @@ class SQLiteStore:
             self._truncate_wal(db)
             free = self._free_bytes()
         low = free < self.free_space_floor
+        if not low and self._reserve_released:
+            self._keep_reserve()
         if low != self._low_on_space:
             if low:
                 log.warning(
@@ -581,6 +594,37 @@ class SQLiteStore:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as error:
             log.warning("could not truncate the WAL to free space: %s", error)
+
+    def _keep_reserve(self) -> None:
+        """Hold some disk space in a file of its own, for the day something else
+        fills the disk: then a checkpoint (which may grow the database by what the
+        WAL holds) and acks still fit."""
+        assert self.free_space_floor is not None
+        self._reserve_released = not self._reserve.exists()
+        if not self._reserve_released:
+            return
+        if self._free_bytes() < 2 * self.free_space_floor + self._reserve_bytes:
+            return
+        fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, self._reserve_bytes)
+            self._reserve_released = False
+        except OSError as error:
+            log.warning("could not set %s aside: %s", self._reserve, error)
+            self._reserve.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+    def _release_reserve(self) -> None:
+        if self._reserve_released:
+            return
+        self._reserve.unlink(missing_ok=True)
+        self._reserve_released = True
+        log.warning(
+            "the disk holding %s is full: released the %d KiB set aside, for acks",
+            self.path,
+            self._reserve_bytes // 1024,
+        )
 
     def _free_bytes(self) -> int:
         try:
