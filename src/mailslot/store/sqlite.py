@@ -25,9 +25,10 @@ with one statvfs per batch), new sends and new users are refused with
 StorageFull, while checks and acks, which free space, still run. New pages
 take space twice until checkpointed (WAL, then database), so the WAL is kept
 within half the default floor and truncated when free space nears the floor.
-When something else fills the disk, a file of that size set aside at open
-(`<database>-reserve`) is given up so that the checkpoint and acks still fit;
-it is set aside again once space is back.
+When something else fills the disk, a file of that size (`<database>-reserve`,
+set aside once free space is below 8 times the default floor) is given up so
+that the checkpoint and acks still fit; it is set aside again once space is
+back.
 
 Cost at open: PRAGMA quick_check reads the whole file; about 0.26 s for a
 130 MiB database holding 1,000,000 queued messages (page cache warm).
@@ -72,6 +73,7 @@ CHECKPOINT_PAGES = 16_384  # 64 MiB of WAL at the default page size
 WAL_TRUNCATE_INTERVAL = 0.5  # seconds: near the free-space floor, give back WAL space this often
 MAX_FREE_SPACE_FLOOR = 2 * CHECKPOINT_PAGES * 4096
 MIN_FREE_SPACE_FLOOR = 256 * 1024
+RESERVE_WHEN_FREE_BELOW = 16  # times the reserve's size (8 times the default floor)
 
 # A message with one recipient lives in its queue row alone: one b-tree insert to
 # store it, one delete to remove it, and a user's queue stays together on a few
@@ -598,12 +600,16 @@ class SQLiteStore:
     def _keep_reserve(self) -> None:
         """Hold some disk space in a file of its own, for the day something else
         fills the disk: then a checkpoint (which may grow the database by what the
-        WAL holds) and acks still fit."""
+        WAL holds) and acks still fit. Only once the disk is filling up: a server
+        with plenty of room (and a test suite) need not hold it."""
         assert self.free_space_floor is not None
         self._reserve_released = not self._reserve.exists()
         if not self._reserve_released:
             return
-        if self._free_bytes() < 2 * self.free_space_floor + self._reserve_bytes:
+        free = self._free_bytes()
+        if free >= RESERVE_WHEN_FREE_BELOW * self._reserve_bytes:
+            return
+        if free < 2 * self.free_space_floor + self._reserve_bytes:
             return
         fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
