@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import trustme
 
+from mailslot.server import ServerThread
+from mailslot.server.config import StartupError
 from mailslot.server.datadir import LOCK_NAME, MARKER_NAME
-from tests.conftest import ServerProcess, connect, run
+from tests.conftest import ServerProcess, connect, make_config, run
 
 StartServer = Callable[..., ServerProcess]
 NO_FILE_PERMISSION_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
@@ -201,6 +205,19 @@ def test_a_read_only_file_system(small_disk: Path, server_process: StartServer) 
     assert refusal(small_disk / "new") == (
         f"cannot create the data directory {small_disk / 'new'}: the file system is read-only"
     )
+
+
+def test_a_port_in_use_is_one_sentence_and_leaves_the_directory_free(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        sentence = refusal(tmp_path / "data", "--port", str(port))
+        assert sentence.startswith(f"cannot listen on 127.0.0.1:{port}: ")
+        config = replace(make_config(tmp_path / "data"), port=port)
+        with pytest.raises(StartupError, match=f"cannot listen on 127.0.0.1:{port}"):
+            ServerThread(config).start()
+    ServerThread(make_config(tmp_path / "data")).start().stop()  # in the same process
 
 
 # -- TLS files -------------------------------------------------------------------------

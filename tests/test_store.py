@@ -19,6 +19,7 @@ from mailslot.store import (
     StoreUnavailable,
     UserRecord,
 )
+from mailslot.store.sqlite import ROWS_PER_COMMIT
 from tests.conftest import run
 
 
@@ -226,6 +227,34 @@ def test_a_burst_of_broadcasts_does_not_hold_up_another_user(tmp_path: Path) -> 
         assert [name for name in finished if name != "bystander"] == [
             f"burst {number}" for number in range(20)
         ]
+        await store.close()
+
+    run(scenario())
+
+
+def test_a_broadcast_too_big_for_one_commit_lets_small_jobs_go_first(tmp_path: Path) -> None:
+    """Broadcasts with more queue rows than a commit holds each commit alone, and a
+    small job handed over after them does not wait for them."""
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "m.sqlite3")
+        await store.open()
+        users = await asyncio.gather(
+            *(store.create_user(f"u{i}", f"u{i}", None, i) for i in range(ROWS_PER_COMMIT + 10))
+        )
+        everyone = [user.id for user in users]
+        finished: list[str] = []
+        held = await HeldStore.hold(store)
+        commits = store.commits
+        burst = [store.enqueue([NewMessage("u0", everyone, "to all", 1)]) for _ in range(3)]
+        for number, future in enumerate(burst):
+            future.add_done_callback(lambda _, number=number: finished.append(f"burst {number}"))
+        bystander = store.enqueue([NewMessage("u1", [everyone[2]], "hi", 2)])
+        bystander.add_done_callback(lambda _: finished.append("bystander"))
+        await held.release()
+        await asyncio.gather(bystander, *burst)
+        assert finished == ["bystander", "burst 0", "burst 1", "burst 2"]
+        assert store.commits == commits + 1 + 4  # the held job's, the bystander's, one each
         await store.close()
 
     run(scenario())

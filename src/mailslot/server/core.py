@@ -108,7 +108,7 @@ class MailslotServer:
         _raise_open_file_limit()
         if self.config.tls_cert and self.config.tls_key:
             self._tls = tls_context(str(self.config.tls_cert), str(self.config.tls_key))
-        self._data_dir = DataDir(self.config.data_dir, self.config.database).open()
+        self._data_dir.open()
         try:
             await self._load()
             self._listener = await self._listen()
