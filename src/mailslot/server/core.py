@@ -17,6 +17,8 @@ from mailslot.protocol import CloseReason, ErrorCode, encode
 from mailslot.server.config import ServerConfig
 from mailslot.server.directory import Directory, UserState
 from mailslot.server.events import EventFeed
+from mailslot.server.metrics import ServerMetrics
+from mailslot.server.operations import Operations
 from mailslot.server.refusal import error_frame
 from mailslot.server.session import Session
 from mailslot.server.throttle import LoginThrottle
@@ -67,6 +69,9 @@ class MailslotServer:
         self.sessions: set[Session] = set()
         self.presence_watchers: set[Session] = set()  # logged in and asking for presence events
         self.delivered = 0
+        self.metrics = ServerMetrics()
+        self.operations = Operations(self)  # admin socket, HTTP side port
+        self.tls_context: ssl.SSLContext | None = None
         self.started_at = datetime.now(UTC)
         self.port = config.port
         self._listener: asyncio.Server | None = None
@@ -78,6 +83,10 @@ class MailslotServer:
     def address(self) -> str:
         return f"{self.config.host}:{self.port}"
 
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and self._listener.is_serving()
+
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
@@ -86,9 +95,11 @@ class MailslotServer:
         waiting = await self.store.waiting_counts()
         for record in await self.store.load_users():
             self.directory.add(record, waiting.get(record.id, 0))
+        await self.operations.start()
         context = None
         if self.config.tls_cert and self.config.tls_key:
             context = tls_context(str(self.config.tls_cert), str(self.config.tls_key))
+        self.tls_context = context  # SIGHUP loads a renewed certificate into it
         self._listener = await asyncio.start_server(
             self._accept,
             self.config.host,
@@ -122,6 +133,7 @@ class MailslotServer:
             return
         if self._listener is not None:
             self._listener.close()
+        await self.operations.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for session in list(self.sessions):
@@ -141,6 +153,7 @@ class MailslotServer:
         session = Session(self, reader, writer)
         if len(self.sessions) >= self.config.limits.max_connections:
             log.info("rejected %s: server busy", session.peer)
+            self.metrics.connections_refused[ErrorCode.SERVER_BUSY] += 1
             self.events.publish("rejected", peer=session.peer, detail=ErrorCode.SERVER_BUSY)
             writer.write(
                 error_frame(None, ErrorCode.SERVER_BUSY, "the server is full; try again later")
@@ -148,6 +161,7 @@ class MailslotServer:
             writer.close()
             return
         self.sessions.add(session)
+        self.metrics.connections_accepted += 1
         log.info("connection from %s", session.peer)
         self.events.publish("connected", peer=session.peer)
         task = asyncio.current_task()
@@ -162,6 +176,7 @@ class MailslotServer:
         state = session.user
         assert state is not None
         self.directory.went_online(state, session, datetime.now(UTC))
+        self.metrics.logins_ok += 1
         if session.presence:
             self.presence_watchers.add(session)
         log.info("login %r from %s%s", state.name, session.peer, " (new user)" if created else "")
@@ -204,6 +219,7 @@ class MailslotServer:
         log.info("password set for %r", state.name)
 
     def delivered_to_queues(self, sender: UserState, recipients: list[UserState]) -> None:
+        self.metrics.enqueued += len(recipients)
         for state in recipients:
             state.waiting += 1
             if state.session is not None:
@@ -215,6 +231,7 @@ class MailslotServer:
         if not count:
             return
         state.waiting = max(0, state.waiting - count)
+        self.metrics.acked += count
         self.delivered += count
         self.events.publish("delivered", user=state.name, count=count)
 

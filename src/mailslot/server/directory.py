@@ -45,6 +45,10 @@ class Directory:
         self._sorted = None
         return state
 
+    def remove(self, state: UserState) -> None:
+        del self.by_key[state.record.key]
+        self._sorted = None
+
     def __len__(self) -> int:
         return len(self.by_key)
 

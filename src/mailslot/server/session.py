@@ -250,6 +250,7 @@ class Session:
         limit = self.server.config.limits.max_output_buffer
         if self.transport.get_write_buffer_size() + len(frame) > limit:
             self.close_reason = CloseReason.SLOW_CONSUMER
+            self.server.metrics.slow_consumer_drops += 1
             log.info("dropping %s: output buffer over %d bytes", self.peer, limit)
             self.transport.abort()
             return
@@ -347,6 +348,7 @@ class Session:
 
     def _rejected(self, code: ErrorCode, name: str) -> None:
         log.info("rejected %s as %r: %s", self.peer, name, code)
+        self.server.metrics.logins_refused[code] += 1
         self.server.events.publish("rejected", user=name, peer=self.peer, detail=code)
 
     def _users(self, request: Users) -> bytes:
@@ -371,6 +373,7 @@ class Session:
                 max=limits.max_text,
             )
         recipients = routing.recipients(self.server.directory, me, request, limits.max_recipients)
+        self.server.metrics.sends[request.mode] += 1
         sends.request_ids.append(request.id)
         sends.recipients.append(recipients)
         sends.messages.append(
@@ -415,6 +418,7 @@ class Session:
                 {"id": m.id, "from": m.sender, "at": format_time(m.received_at), "text": m.text}
                 for m in batch.messages
             ]
+            self.server.metrics.fetched += len(messages)
             return encode(
                 {
                     "id": request.id,

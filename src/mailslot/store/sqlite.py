@@ -16,12 +16,20 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mailslot.store.base import Batch, NewMessage, StoredMessage, StoreError, UserRecord
+from mailslot.store.base import (
+    Batch,
+    CommitStats,
+    NewMessage,
+    StoredMessage,
+    StoreError,
+    UserRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +104,7 @@ class SQLiteStore:
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self.commits = 0  # for tests and metrics: how many transactions reached disk
+        self.commit_stats = CommitStats()  # for metrics
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -254,6 +263,7 @@ class SQLiteStore:
     def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[_Outcome] = []
         sends: list[_Enqueue] = []
+        started = time.perf_counter()
         try:
             db.execute("BEGIN IMMEDIATE")
             for job in batch:
@@ -268,6 +278,7 @@ class SQLiteStore:
                 outcomes += self._write_sends(db, sends)
             db.execute("COMMIT")
             self.commits += 1
+            self.commit_stats.observe(time.perf_counter() - started, len(batch))
         except Exception as error:  # the thread must outlive any bad batch
             log.error("commit of %d jobs failed: %s", len(batch), error)
             if db.in_transaction:
@@ -331,6 +342,59 @@ class SQLiteStore:
             outcomes.append((send.future, True, list(ids[start:end])))
             start = end
         return outcomes
+
+    # -- for `mailslot admin` ---------------------------------------------------
+
+    async def delete_user(self, user_id: int) -> int:
+        """Delete a user and its queue; how many messages were waiting for it."""
+
+        def delete(db: sqlite3.Connection) -> int:
+            waiting = _purge_queue(db, user_id)
+            db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            return waiting
+
+        return await self._submit(delete, isolated=True)
+
+    async def purge(self, user_id: int) -> int:
+        """Empty a user's queue; how many messages were in it."""
+        return await self._submit(lambda db: _purge_queue(db, user_id), isolated=True)
+
+    async def check_writable(self) -> None:
+        """A write that changes nothing, committed like any other (for /readyz)."""
+
+        def touch(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE counters SET value = value WHERE name = 'last_message_id'")
+
+        await self._submit(touch, isolated=True)
+
+    async def backup(self, target: Path) -> None:
+        """A consistent copy of the database at `target`, made with SQLite's online
+        backup API on a connection of its own, while the server goes on writing."""
+
+        def copy() -> None:
+            source = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                destination = sqlite3.connect(target)
+                try:
+                    source.backup(destination)
+                finally:
+                    destination.close()
+            finally:
+                source.close()
+
+        await asyncio.get_running_loop().run_in_executor(None, copy)
+
+
+def _purge_queue(db: sqlite3.Connection, user_id: int) -> int:
+    """Delete a user's queue rows and the shared texts no one else waits for."""
+    shared = db.execute(
+        "SELECT message_id FROM queue WHERE user_id = ? AND text IS NULL", (user_id,)
+    ).fetchall()
+    deleted = db.execute("DELETE FROM queue WHERE user_id = ?", (user_id,)).rowcount
+    if shared:
+        db.executemany("UPDATE messages SET refs = refs - 1 WHERE id = ?", shared)
+        db.executemany("DELETE FROM messages WHERE id = ? AND refs <= 0", shared)
+    return int(deleted)
 
 
 def _resolve(outcomes: list[_Outcome]) -> None:
