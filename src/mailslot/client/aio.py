@@ -102,7 +102,11 @@ class Client:
         splitter = LineSplitter(CLIENT_MAX_FRAME)
         try:
             welcome = await asyncio.wait_for(_first_frame(reader, splitter), timeout)
-        except (TimeoutError, OSError, ValueError, FrameTooLarge) as error:
+        except TimeoutError:  # a silent peer: str(error) would be empty
+            writer.close()
+            why = f"it sent no greeting within {timeout:g} seconds"
+            raise ConnectError(f"{where} does not speak the Mailslot protocol ({why})") from None
+        except (OSError, ValueError, FrameTooLarge) as error:
             writer.close()
             raise ConnectError(f"{where} does not speak the Mailslot protocol ({error})") from None
         if welcome.get("ok") is False:
