@@ -365,8 +365,13 @@ def startup_failure(error: BaseException, config: ServerConfig) -> str:
             if path == config.data_dir or config.data_dir in path.parents:
                 return f"cannot use the data directory {config.data_dir}: {why}"
             return f"cannot use {path}: {why}"
-        where = f"{config.host}:{config.port}"
-        if error.errno == errno.EADDRINUSE:
-            return f"cannot listen on {where}: another program already uses that port"
-        return f"cannot listen on {where}: {why}"
+        return f"cannot listen on {config.host}:{config.port}: {listen_failure(error)}"
     return f"the server could not start: {error}"
+
+
+def listen_failure(error: OSError) -> str:
+    """Why a port could not be opened, as a clause."""
+    if error.errno == errno.EADDRINUSE:
+        return "another program already uses that port"
+    why = error.strerror or str(error)
+    return why[:1].lower() + why[1:]

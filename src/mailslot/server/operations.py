@@ -8,7 +8,7 @@ import ssl
 from typing import TYPE_CHECKING
 
 from mailslot.server.admin import ControlSocket
-from mailslot.server.config import ServerConfig, StartupError
+from mailslot.server.config import ServerConfig, StartupError, listen_failure
 
 if TYPE_CHECKING:
     from mailslot.server.core import MailslotServer
@@ -36,9 +36,8 @@ class Operations:
             await self.http.start(host, config.http_port)
         except OSError as error:
             await self.control.stop()
-            why = error.strerror or str(error)
             raise StartupError(
-                f"cannot listen for HTTP on {host}:{config.http_port}: {why[:1].lower() + why[1:]}"
+                f"cannot listen for HTTP on {host}:{config.http_port}: {listen_failure(error)}"
             ) from None
 
     async def stop(self) -> None:
