@@ -124,3 +124,9 @@ def test_bare_mailslot_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.startswith("usage: mailslot")
     assert "admin" in out and "server" in out
+
+
+def test_the_operations_guide_lists_every_setting() -> None:
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    for setting in all_settings():
+        assert f"| `{setting.name}` | `{setting.flag}` | `{setting.env}` |" in guide
