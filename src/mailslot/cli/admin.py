@@ -32,21 +32,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "in it: whoever can reach the data dir may administer the server."
         ),
     )
-    admin.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="PATH",
-        help="the server's data dir (env MAILSLOT_DATA_DIR, else the config file's, else the "
-        "server's default)",
-    )
-    admin.add_argument(
-        "--config", type=Path, metavar="FILE", help=f"the server's config file (env {CONFIG_ENV})"
-    )
+    _add_location_options(admin, default=None)
+    # The same options after the action too (`admin users --data-dir DIR`).
+    location = argparse.ArgumentParser(add_help=False)
+    _add_location_options(location, default=argparse.SUPPRESS)
     commands = admin.add_subparsers(dest="admin_command", metavar="ACTION")
     admin.set_defaults(run=lambda args: _print_help(admin))
 
     users = commands.add_parser(
         "users",
+        parents=[location],
         help="list users: created, last seen, waiting, password",
         description="List every user with when it was created and last seen (UTC), the "
         "messages waiting for it and whether a password protects it.",
@@ -56,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     reset = commands.add_parser(
         "reset-password",
+        parents=[location],
         help="set a new password for a user",
         description="Set a new password: asked twice on a terminal, else read as one line "
         "from standard input.",
@@ -65,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     delete = commands.add_parser(
         "delete-user",
+        parents=[location],
         help="delete a user and its waiting messages; the name becomes free",
         description="Delete a user and the messages waiting for it; the name becomes free "
         "for anyone. A session logged in as it is closed first.",
@@ -75,18 +72,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     purge = commands.add_parser(
         "purge",
+        parents=[location],
         help="delete the messages waiting for a user",
         description="Delete every message waiting for a user; the user stays.",
     )
     purge.add_argument("name")
     purge.set_defaults(run=_purge)
 
-    stats = commands.add_parser("stats", help="counts: users, online, waiting, database size")
+    stats = commands.add_parser(
+        "stats", parents=[location], help="counts: users, online, waiting, database size"
+    )
     stats.add_argument("--json", action="store_true", help="one JSON object")
     stats.set_defaults(run=_stats)
 
     backup = commands.add_parser(
         "backup",
+        parents=[location],
         help="a consistent copy of the database, made while the server runs",
         description="Write a consistent copy of the database to a new file, with SQLite's "
         "online backup API, while the server goes on serving. The server process writes "
@@ -94,6 +95,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     backup.add_argument("file", type=Path)
     backup.set_defaults(run=_backup)
+
+
+def _add_location_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="PATH",
+        default=default,
+        help="the server's data dir (env MAILSLOT_DATA_DIR, else the config file's, else the "
+        "server's default)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        default=default,
+        help=f"the server's config file (env {CONFIG_ENV})",
+    )
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
