@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
+import select
 import sqlite3
 import stat
 import subprocess
@@ -202,3 +204,75 @@ def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None
     finally:
         first.stop()
     assert not (data / "admin.sock").exists()
+
+
+def _on_a_terminal(argv: list[str], answers: list[tuple[str, str]]) -> tuple[int, str]:
+    """Run argv with a pseudo-terminal as its controlling terminal; answer each prompt
+    (a text to wait for, then the line to type); all it printed, and its exit code."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSLOT_")}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes the command
+        os.execve(sys.executable, [sys.executable, "-m", "mailslot", *argv], env)
+    seen = b""
+    try:
+        for prompt, answer in answers:
+            while prompt.encode() not in seen:
+                ready, _, _ = select.select([fd], [], [], 30)
+                assert ready, f"no prompt {prompt!r} in {seen!r}"
+                seen += os.read(fd, 1024)
+            seen = seen.replace(prompt.encode(), b"", 1)
+            os.write(fd, answer.encode() + b"\n")
+        while True:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, f"the command did not finish: {seen!r}"
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode()
+
+
+def test_on_a_terminal_passwords_are_asked_twice_and_deletes_confirmed(
+    password_server: ServerProcess,
+) -> None:
+    server = password_server
+    data = str(server.data_dir)
+
+    async def scenario() -> None:
+        alice = await connect(server.port)
+        await alice.login("alice", "a")
+        await alice.close()
+        code, out = _on_a_terminal(
+            ["admin", "--data-dir", data, "reset-password", "alice"],
+            [("New password for alice: ", "typed twice"), ("The same again: ", "typed twice")],
+        )
+        assert (code, out.strip()) == (0, "New password set for alice.")
+        assert "typed twice" not in out  # not echoed
+        code, out = _on_a_terminal(
+            ["admin", "--data-dir", data, "reset-password", "alice"],
+            [("New password for alice: ", "one"), ("The same again: ", "two")],
+        )
+        assert code == 2
+        assert "mailslot: the two passwords differ; nothing changed" in out
+        again = await connect(server.port)
+        await again.login("alice", "typed twice")
+        await again.close()
+        code, out = _on_a_terminal(
+            ["admin", "--data-dir", data, "delete-user", "alice"],
+            [("Delete alice? The name becomes free. [y/N] ", "n")],
+        )
+        assert (code, out.strip()) == (1, "n\r\nNothing deleted.")
+        code, out = _on_a_terminal(
+            ["admin", "--data-dir", data, "delete-user", "alice"],
+            [("[y/N] ", "y")],
+        )
+        assert code == 0
+        assert "Deleted alice and 0 messages." in out
+
+    run(scenario())

@@ -170,7 +170,7 @@ def _users(args: argparse.Namespace) -> int:
         (
             row["name"],
             row["created"],
-            row["last_seen"] or "never",
+            row["last_seen"] or "not since start",  # kept in memory only
             str(row["waiting"]),
             "yes" if row["protected"] else "no",
         )
@@ -213,7 +213,7 @@ def _delete_user(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             raise UsageError("delete-user asks for confirmation: run it in a terminal or add --yes")
         count = waiting.get(args.name)
-        detail = "" if count is None else f" and its {_messages(count)} waiting"
+        detail = f" and its {_messages(count)} waiting" if count else ""
         answer = input(f"Delete {args.name}{detail}? The name becomes free. [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing deleted.")
