@@ -193,16 +193,19 @@ def test_no_running_server_is_one_sentence(tmp_path: Path) -> None:
     )
 
 
-def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+def test_a_stale_socket_is_cleared_and_removed_at_stop(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    data.mkdir()
-    (data / "admin.sock").touch()  # left behind by a crash: cleared
-    first = ServerThread(make_config(data)).start()
+    data.mkdir(mode=0o700)
+    (data / "admin.sock").touch()  # left behind by a crash
+    server = ServerThread(make_config(data)).start()
     try:
-        with pytest.raises(StartupError, match="another Mailslot server is running"):
-            ServerThread(make_config(data)).start()
+        assert stat.S_ISSOCK((data / "admin.sock").stat().st_mode)
+        assert json.loads(admin_ok(data, "stats", "--json"))["users"] == 0
+        with pytest.raises(StartupError):
+            ServerThread(make_config(data)).start()  # one server per data dir
+        assert json.loads(admin_ok(data, "stats", "--json"))["users"] == 0  # still served
     finally:
-        first.stop()
+        server.stop()
     assert not (data / "admin.sock").exists()
 
 

@@ -14,6 +14,7 @@ from mailslot.protocol.codec import (
 )
 from mailslot.protocol.errors import CloseReason, ErrorCode
 from mailslot.protocol.frames import (
+    MAX_ACK_IDS,
     PROTOCOL_VERSIONS,
     Ack,
     BadFrame,
@@ -21,18 +22,26 @@ from mailslot.protocol.frames import (
     Check,
     Hello,
     Login,
+    Passwd,
     Ping,
     Request,
     Send,
     Users,
     decode_request,
 )
-from mailslot.protocol.names import MAX_NAME_LENGTH, InvalidName, display_name, name_key
+from mailslot.protocol.names import (
+    MAX_NAME_LENGTH,
+    InvalidName,
+    confusable_keys,
+    display_name,
+    name_key,
+)
 
 __all__ = [
     "CLIENT_MAX_FRAME",
     "DEFAULT_MAX_FRAME",
     "DEFAULT_PORT",
+    "MAX_ACK_IDS",
     "MAX_NAME_LENGTH",
     "PROTOCOL_VERSIONS",
     "Ack",
@@ -46,10 +55,12 @@ __all__ = [
     "InvalidName",
     "LineSplitter",
     "Login",
+    "Passwd",
     "Ping",
     "Request",
     "Send",
     "Users",
+    "confusable_keys",
     "decode_frame",
     "decode_request",
     "display_name",

@@ -169,7 +169,6 @@ async def reset_password(server: MailslotServer, request: dict[str, Any]) -> dic
     password_hash = await loop.run_in_executor(None, hash_password, password)
     await server.store.set_password(state.record.id, password_hash)
     server.password_set(state, password_hash)
-    server.login_throttle.succeeded(state.record.key)
     log.info("admin: reset the password of %r", state.name)
     return {"name": state.name}
 

@@ -1,5 +1,6 @@
 """The server's log: UTC ISO 8601 timestamps, text or JSON lines, stderr by default
-(journald keeps what a service writes there), and repeats summarised per interval.
+(journald keeps what a service writes there). Repeats are summarised per source and
+interval by throttle.RepeatLog.
 
 What is logged never holds message texts or passwords: the server logs names,
 addresses, counts and error codes only.
@@ -10,8 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -69,57 +68,3 @@ def setup_logging(level: str, log_format: str, stream: TextIO | None = None) -> 
 
 def set_level(level: str) -> None:
     logging.getLogger().setLevel(LEVELS[level])
-
-
-class RepeatSummary:
-    """Logs the first occurrence of a noisy event per key and interval, counts the
-    rest, and logs one summary line per key when its interval is over.
-
-    `note()` is cheap enough for every refused login; summaries go out on the next
-    `note()` or `flush()` after the interval (the server calls `flush()` from a timer).
-    """
-
-    def __init__(
-        self,
-        logger: logging.Logger,
-        what: str,
-        interval: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.logger = logger
-        self.what = what  # "refused logins", "slow consumers dropped" …
-        self.interval = interval
-        self.clock = clock
-        self._window_start = clock()
-        self._counts: dict[str, int] = {}
-
-    def note(self, key: str, message: str, *args: object) -> None:
-        """One occurrence for `key` (e.g. a source address); `message` is logged if it
-        is the first for that key in this interval."""
-        self._roll()
-        seen = self._counts.get(key)
-        if seen is None:
-            self._counts[key] = 0
-            self.logger.info(message, *args)
-        else:
-            self._counts[key] = seen + 1
-
-    def flush(self) -> None:
-        """Log the summaries of an interval that is over."""
-        self._roll()
-
-    def _roll(self) -> None:
-        now = self.clock()
-        if now - self._window_start < self.interval:
-            return
-        for key, more in self._counts.items():
-            if more:
-                self.logger.info(
-                    "%d more %s from %s in the last %.0f seconds",
-                    more,
-                    self.what,
-                    key,
-                    now - self._window_start,
-                )
-        self._counts = {}
-        self._window_start = now
