@@ -131,3 +131,20 @@ def test_a_bad_certificate_on_sighup_keeps_the_old_one(
         await client.close()
 
     run(scenario())
+
+
+def test_scripts_serve_takes_paths_relative_to_where_it_runs(tmp_path: Path) -> None:
+    if not (ROOT / ".venv" / "bin" / "mailslot").exists():
+        pytest.skip("scripts/serve would install first; ./scripts/test makes .venv")
+    (tmp_path / "here.toml").write_text("port = 7123\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSLOT_")}
+    done = subprocess.run(
+        [ROOT / "scripts" / "serve", "--config", "here.toml", "--print-config"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "port = 7123  # file here.toml" in done.stdout
