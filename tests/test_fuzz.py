@@ -152,9 +152,9 @@ class Bystander:
         sent = self.request(
             {"op": "send", "mode": "one", "to": ["bystander"], "text": "still here"}
         )
-        got = self.request({"op": "check"})["messages"]
-        assert [m["id"] for m in got] == [sent["msg"]]
-        self.request({"op": "ack", "ids": [sent["msg"]]})
+        got = [m["id"] for m in self.request({"op": "check"})["messages"]]
+        assert sent["msg"] in got  # with whatever fuzzed 1-to-all sends brought
+        self.request({"op": "ack", "ids": got})
 
 
 def test_fuzzed_frames_get_errors_never_internal_and_bystanders_are_unhurt(
