@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from mailslot import __version__
-from mailslot.cli import client_commands, server_command
+from mailslot.cli import admin, client_commands, server_command
 from mailslot.cli.common import (
     UsageError,
     add_connection_options,
@@ -46,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Store-and-forward messages for small groups.",
     )
     parser.add_argument("--version", action="version", version=f"mailslot {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     server_command.register(subparsers)
+    admin.register(subparsers)
     client = subparsers.add_parser("client", help="open the desktop client")
     add_connection_options(client)
     client.set_defaults(run=_gui_client)
@@ -58,11 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `mailslot`: what it can do
+        parser.print_help()
+        return 0
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
         return 130
-    except (UsageError, MailslotError) as error:
+    except BrokenPipeError:  # `mailslot check | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (UsageError, MailslotError, admin.AdminFailed) as error:
         print(f"mailslot: {error}", file=sys.stderr)
         return 2 if isinstance(error, UsageError) else 1

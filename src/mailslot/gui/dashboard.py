@@ -22,6 +22,7 @@ from mailslot.gui.roster import name_key
 from mailslot.gui.tkasync import Pump
 from mailslot.gui.widgets import ScrolledTree, dot_image, refill_tree, scroll_text
 from mailslot.server import ServerConfig, ServerEvent, ServerSnapshot, ServerThread, UserRow
+from mailslot.server.config import startup_failure
 
 SNAPSHOT_MIN_INTERVAL = 0.4  # seconds between snapshots while events flow
 SNAPSHOT_IDLE_INTERVAL = 5.0  # refresh "last seen" and counters even when nothing happens
@@ -457,7 +458,7 @@ def run_dashboard(config: ServerConfig) -> int:
     try:
         server.start()
     except Exception as exc:
-        print(f"mailslot: the server could not start: {exc}", file=sys.stderr)
+        print(f"mailslot: {startup_failure(exc, config)}", file=sys.stderr)
         return 1
     try:
         root = tk.Tk(className="Mailslot")

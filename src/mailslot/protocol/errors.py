@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
 
 class CloseReason(StrEnum):
     SHUTDOWN = "shutdown"
+    ACCOUNT_DELETED = "account_deleted"  # by the operator (mailslot admin delete-user)
     IDLE = "idle"
     LOGIN_TIMEOUT = "login_timeout"
     SLOW_CONSUMER = "slow_consumer"

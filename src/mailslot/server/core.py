@@ -18,6 +18,8 @@ from mailslot.server.config import ServerConfig, StartupError
 from mailslot.server.datadir import DataDir
 from mailslot.server.directory import Directory, UserState
 from mailslot.server.events import EventFeed
+from mailslot.server.metrics import ServerMetrics
+from mailslot.server.operations import Operations
 from mailslot.server.refusal import error_frame
 from mailslot.server.session import Session
 from mailslot.server.throttle import FailureWindow, RepeatLog, SourceBuckets, source_of
@@ -88,6 +90,8 @@ class MailslotServer:
         self.anonymous: dict[str, int] = {}  # connections not logged in, per source
         self.presence_watchers: set[Session] = set()  # logged in and asking for presence events
         self.delivered = 0
+        self.metrics = ServerMetrics()
+        self.operations = Operations(self)  # admin socket, HTTP side port
         self.started_at = datetime.now(UTC)
         self.port = config.port
         self._listener: asyncio.Server | None = None
@@ -101,6 +105,15 @@ class MailslotServer:
     def address(self) -> str:
         return f"{self.config.host}:{self.port}"
 
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and self._listener.is_serving()
+
+    @property
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The live TLS context; SIGHUP loads a renewed certificate into it."""
+        return self._tls
+
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
@@ -111,8 +124,10 @@ class MailslotServer:
         self._data_dir.open()
         try:
             await self._load()
+            await self.operations.start()
             self._listener = await self._listen()
         except BaseException:
+            await self.operations.stop()
             await self.store.close()
             self._data_dir.close()
             raise
@@ -171,6 +186,7 @@ class MailslotServer:
             return
         if self._listener is not None:
             self._listener.close()
+        await self.operations.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for session in list(self.sessions):
@@ -197,6 +213,7 @@ class MailslotServer:
         source = source_of(host)
         refusal = self._refuse_connection(source)
         if refusal is not None:
+            self.metrics.connections_refused[ErrorCode.SERVER_BUSY] += 1
             self.connection_log.refused(source, "server_busy", f"rejected {peer}: {refusal}")
             self.events.publish("rejected", peer=peer, detail=ErrorCode.SERVER_BUSY)
             if self._tls is None:  # a TLS client could not read a plain-text error
@@ -213,6 +230,7 @@ class MailslotServer:
                 return
             session = Session(self, reader, writer, peer, source)
             self.sessions.add(session)
+            self.metrics.connections_accepted += 1
             log.info("connection from %s", peer)
             self.events.publish("connected", peer=peer)
             await session.run()
@@ -261,6 +279,7 @@ class MailslotServer:
         assert state is not None
         self._left_anonymous(session.source)
         self.directory.went_online(state, session, datetime.now(UTC))
+        self.metrics.logins_ok += 1
         if session.presence:
             self.presence_watchers.add(session)
         log.info("login %r from %s%s", state.name, session.peer, " (new user)" if created else "")
@@ -303,6 +322,7 @@ class MailslotServer:
         log.info("password set for %r", state.name)
 
     def delivered_to_queues(self, sender: UserState, recipients: list[UserState]) -> None:
+        self.metrics.enqueued += len(recipients)
         for state in recipients:
             state.waiting += 1
             if state.session is not None:
@@ -314,6 +334,7 @@ class MailslotServer:
         if not count:
             return
         state.waiting = max(0, state.waiting - count)
+        self.metrics.acked += count
         self.delivered += count
         self.events.publish("delivered", user=state.name, count=count)
 

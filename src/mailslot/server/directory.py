@@ -50,6 +50,13 @@ class Directory:
         self._sorted = None
         return state
 
+    def remove(self, state: UserState) -> None:
+        """Forget a deleted user: its name, and names that look like it, become free."""
+        key = state.record.key
+        del self.by_key[key]
+        self._looks = {skeleton: k for skeleton, k in self._looks.items() if k != key}
+        self._sorted = None
+
     def look_alike(self, name: str, key: str) -> str | None:
         """The name of another user (or one being created) that `name` looks like."""
         for skeleton in confusable_keys(name):

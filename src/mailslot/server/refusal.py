@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailslot.protocol import ErrorCode, encode
+from mailslot.server.metrics import errors_sent
 
 
 class Refusal(Exception):
@@ -20,4 +21,5 @@ class Refusal(Exception):
 
 
 def error_frame(request_id: int | None, code: ErrorCode, message: str, **extra: Any) -> bytes:
+    errors_sent[code] += 1
     return encode({"id": request_id, "ok": False, "error": code, "message": message, **extra})

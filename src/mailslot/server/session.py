@@ -324,6 +324,7 @@ class Session:
 
     def _drop_slow_consumer(self) -> None:
         self.close_reason = CloseReason.SLOW_CONSUMER
+        self.server.metrics.slow_consumer_drops += 1
         self.server.slow_consumer_log.refused(
             self.source,
             "slow_consumer",
@@ -432,6 +433,7 @@ class Session:
         return encode({"id": request.id, "ok": True})
 
     def _rejected(self, code: ErrorCode, name: str) -> None:
+        self.server.metrics.logins_refused[code] += 1
         self.server.refusal_log.refused(
             self.source, code, f"rejected {self.peer} as {name!r}: {code}"
         )
@@ -458,6 +460,7 @@ class Session:
                 max=limits.max_text,
             )
         recipients = routing.recipients(self.server.directory, me, request, limits.max_recipients)
+        self.server.metrics.sends[request.mode] += 1
         return recipients, NewMessage(me.name, [s.record.id for s in recipients], text, received_at)
 
     def _store_sends(self, sends: _Sends) -> _Pending:
@@ -508,6 +511,7 @@ class Session:
                     break
                 parts.append(msgspec.Raw(part))
                 size += len(part)
+            self.server.metrics.fetched += len(parts)
             return encode(
                 {"id": request.id, "ok": True, "messages": parts, "more": more, "none": not parts}
             )

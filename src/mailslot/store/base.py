@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple, Protocol
 
 
@@ -106,3 +108,58 @@ class Store(Protocol):
     def ack(self, user_id: int, message_ids: Sequence[int]) -> Awaitable[int]:
         """Delete these messages from the user's queue; how many were there."""
         ...
+
+    # For `mailslot admin`.
+
+    async def delete_user(self, user_id: int) -> int:
+        """Delete a user and its queue; how many messages were waiting for it."""
+        ...
+
+    async def purge(self, user_id: int) -> int:
+        """Empty a user's queue; how many messages were in it."""
+        ...
+
+    async def check_writable(self) -> None:
+        """Raise StoreError unless the store can commit a write right now."""
+        ...
+
+    async def backup(self, target: Path) -> None:
+        """A consistent copy of the whole store in a new SQLite file at `target`."""
+        ...
+
+
+class Histogram:
+    """Counts per bucket, kept as plain ints so that observing costs a bisect and an
+    increment (the database thread observes every commit); read at scrape time."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = list(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last: above every bound
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(upper bound, observations at or below it) per bucket, ending with +Inf."""
+        buckets = []
+        running = 0
+        for bound, count in zip([*self.bounds, float("inf")], self.counts, strict=True):
+            running += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        return buckets
+
+
+class CommitStats:
+    """What each commit cost: its latency (seconds) and how many jobs it carried."""
+
+    def __init__(self) -> None:
+        self.latency = Histogram(
+            [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]
+        )
+        self.jobs = Histogram([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000])
+
+    def observe(self, seconds: float, jobs: int) -> None:
+        self.latency.observe(seconds)
+        self.jobs.observe(jobs)

@@ -55,6 +55,7 @@ from typing import Any, TypeVar
 
 from mailslot.store.base import (
     Batch,
+    CommitStats,
     NewMessage,
     StorageFull,
     StoredMessage,
@@ -191,6 +192,7 @@ class SQLiteStore:
         self._reserve_bytes = 0
         self._reserve_released = True
         self.commits = 0  # for tests and metrics: how many transactions reached disk
+        self.commit_stats = CommitStats()  # for metrics
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -284,6 +286,47 @@ class SQLiteStore:
             return len(deleted)
 
         return self._call(delete, user_id, rows=max(1, len(message_ids)))
+
+    # -- for `mailslot admin` and /readyz ----------------------------------------
+
+    async def delete_user(self, user_id: int) -> int:
+        """Delete a user and its queue; how many messages were waiting for it."""
+
+        def delete(db: sqlite3.Connection) -> int:
+            waiting = _purge_queue(db, user_id)
+            db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            return waiting
+
+        return await self._call(delete, user_id)
+
+    async def purge(self, user_id: int) -> int:
+        """Empty a user's queue; how many messages were in it."""
+        return await self._call(lambda db: _purge_queue(db, user_id), user_id)
+
+    async def check_writable(self) -> None:
+        """A write that changes nothing, committed like any other (for /readyz)."""
+
+        def touch(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE counters SET value = value WHERE name = 'last_message_id'")
+
+        await self._call(touch)
+
+    async def backup(self, target: Path) -> None:
+        """A consistent copy of the database at `target`, made with SQLite's online
+        backup API on a connection of its own, while the server goes on writing."""
+
+        def copy() -> None:
+            source = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                destination = sqlite3.connect(target)
+                try:
+                    source.backup(destination)
+                finally:
+                    destination.close()
+            finally:
+                source.close()
+
+        await asyncio.get_running_loop().run_in_executor(None, copy)
 
     # -- handing jobs to the database thread ---------------------------------
 
@@ -505,6 +548,7 @@ class SQLiteStore:
         """Run the batch in one transaction: every job in its own savepoint (`alone`),
         or all together, raising _JobFailed if one of them fails."""
         outcomes: list[_Outcome] = []
+        started = time.perf_counter()
         try:
             db.execute("BEGIN IMMEDIATE")
             if alone:
@@ -513,6 +557,7 @@ class SQLiteStore:
                 outcomes = self._run_together(db, batch)
             db.execute("COMMIT")
             self.commits += 1
+            self.commit_stats.observe(time.perf_counter() - started, len(batch))
             return outcomes
         except _JobFailed:
             db.execute("ROLLBACK")
@@ -748,6 +793,18 @@ def _open_failure(path: Path, error: Exception) -> StoreError:
     if isinstance(error, OSError):
         return StoreUnavailable(f"cannot open the database {path}: {error.strerror}")
     return StoreUnavailable(f"cannot open the database {path}: {error}")
+
+
+def _purge_queue(db: sqlite3.Connection, user_id: int) -> int:
+    """Delete a user's queue rows and the shared texts no one else waits for."""
+    shared = db.execute(
+        "SELECT message_id FROM queue WHERE user_id = ? AND text IS NULL", (user_id,)
+    ).fetchall()
+    deleted = db.execute("DELETE FROM queue WHERE user_id = ?", (user_id,)).rowcount
+    if shared:
+        db.executemany("UPDATE messages SET refs = refs - 1 WHERE id = ?", shared)
+        db.executemany("DELETE FROM messages WHERE id = ? AND refs <= 0", shared)
+    return int(deleted)
 
 
 def _resolve(outcomes: list[_Outcome]) -> None:
