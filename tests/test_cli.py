@@ -2,37 +2,89 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 from tests.conftest import ServerProcess, connect, run
 
 
-def mailslot(
-    server: ServerProcess, *args: str, user: str | None = None, password: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def cli_env(server: ServerProcess, user: str | None, password: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSLOT_")}
     env["MAILSLOT_SERVER"] = server.address
     if user is not None:
         env["MAILSLOT_USER"] = user
     if password is not None:
         env["MAILSLOT_PASSWORD"] = password
+    return env
+
+
+def mailslot(
+    server: ServerProcess,
+    *args: str,
+    user: str | None = None,
+    password: str | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mailslot", *args],
-        env=env,
+        env=cli_env(server, user, password),
         capture_output=True,
         text=True,
         timeout=60,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
+    )
+
+
+class Lines:
+    """The lines a running process prints, each waited for with a bound against hangs."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put("")
+
+    def next(self) -> str:
+        try:
+            return self._lines.get(timeout=30)
+        except queue.Empty:
+            raise AssertionError("no line printed within 30 s") from None
+
+
+@contextlib.contextmanager
+def watching(server: ServerProcess, *args: str, user: str, password: str) -> Iterator[Lines]:
+    """``mailslot watch ARGS`` running as ``user``, once it has said it is watching."""
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "mailslot", "watch", *args],
+        env=cli_env(server, user, password),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         stdin=subprocess.DEVNULL,
     )
+    try:
+        assert watcher.stderr is not None and watcher.stdout is not None
+        assert "Watching" in Lines(watcher.stderr).next()
+        yield Lines(watcher.stdout)
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
 
 
 @pytest.fixture
@@ -137,29 +189,67 @@ def test_failures_exit_non_zero_with_one_sentence(password_server: ServerProcess
 def test_watch_prints_push_events(password_server: ServerProcess) -> None:
     server = password_server
     mailslot(server, "users", user="bob", password="b")
-    env = {**os.environ, "MAILSLOT_SERVER": server.address, "MAILSLOT_USER": "watcher"}
-    env["MAILSLOT_PASSWORD"] = "w"
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "mailslot", "watch", "--json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        assert watcher.stderr is not None and "Watching" in watcher.stderr.readline()
-        assert (
-            mailslot(server, "send", "--to", "watcher", "psst", user="bob", password="b").returncode
-            == 0
-        )
-        assert watcher.stdout is not None
-        events = [json.loads(watcher.stdout.readline()) for _ in range(3)]
+    with watching(server, "--json", user="watcher", password="w") as lines:
+        sent = mailslot(server, "send", "--to", "watcher", "psst", user="bob", password="b")
+        assert sent.returncode == 0, sent.stderr
+        events = [json.loads(lines.next()) for _ in range(3)]
         assert {"event": "mail", "waiting": 1} in events
         assert {"event": "online", "user": "bob"} in events
-    finally:
-        watcher.terminate()
-        watcher.wait(10)
+
+
+def test_watch_fetch_prints_and_deletes_mail_as_it_arrives(password_server: ServerProcess) -> None:
+    server = password_server
+    mailslot(server, "users", user="bob", password="b")
+    mailslot(server, "users", user="watcher", password="w")
+    mailslot(server, "send", "--to", "watcher", "sent before", user="bob", password="b")
+    with watching(server, "--fetch", "--json", user="watcher", password="w") as lines:
+        first = json.loads(lines.next())
+        assert (first["sender"], first["text"]) == ("bob", "sent before")
+        mailslot(server, "send", "--to", "watcher", "sent while watching", user="bob", password="b")
+        printed = [json.loads(lines.next()) for _ in range(3)]  # bob online, offline, the mail
+        mail = [p for p in printed if "event" not in p]
+        assert [(m["sender"], m["text"]) for m in mail] == [("bob", "sent while watching")]
+        assert datetime.fromisoformat(mail[0]["received_at"]).utcoffset() is not None
+        assert {"event": "mail", "waiting": 1} not in printed
+    assert mailslot(server, "check", user="watcher", password="w").stdout == "No messages.\n"
+    mailslot(server, "send", "--to", "watcher", "line one\nline two", user="bob", password="b")
+    with watching(server, "--fetch", user="watcher", password="w") as lines:
+        assert lines.next().endswith("  from bob\n")
+        assert [lines.next(), lines.next()] == ["    line one\n", "    line two\n"]
+
+
+def test_send_reads_standard_input_and_prints_json(password_server: ServerProcess) -> None:
+    server = password_server
+    mailslot(server, "users", user="bob", password="b")
+    dash = mailslot(
+        server, "send", "--to", "bob", "-", user="al", password="a", stdin="from a pipe\n"
+    )
+    assert dash.returncode == 0, dash.stderr
+    absent = mailslot(
+        server, "send", "--to", "bob", "--json", user="al", password="a", stdin="two\nlines\n"
+    )
+    assert absent.returncode == 0, absent.stderr
+    sent = json.loads(absent.stdout)
+    assert set(sent) == {"id", "at", "recipients"} and sent["recipients"] == 1
+    assert datetime.fromisoformat(sent["at"]).utcoffset() is not None
+    checked = json.loads(mailslot(server, "check", "--json", user="bob", password="b").stdout)
+    assert [m["text"] for m in checked] == ["from a pipe", "two\nlines"]
+    assert checked[1]["id"] == sent["id"]
+
+
+def test_help_describes_each_command_and_counts_read_well(password_server: ServerProcess) -> None:
+    server = password_server
+    for command, summary in (
+        ("users", "List every username"),
+        ("send", "Send a message."),
+        ("check", "Fetch, print and delete"),
+        ("watch", "Stay logged in"),
+    ):
+        page = mailslot(server, command, "--help")
+        assert page.returncode == 0 and f"\n\n{summary}" in page.stdout, page.stdout
+    assert "default 127.0.0.1:7777" in " ".join(mailslot(server, "check", "--help").stdout.split())
+    listed = mailslot(server, "users", user="solo", password="s")
+    assert listed.stdout.splitlines()[-1] == "1 user, 1 online"
 
 
 def test_without_a_display_the_server_runs_headless_and_the_gui_commands_say_why(

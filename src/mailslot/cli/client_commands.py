@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import TypeAlias
 
 from mailslot.cli.common import (
+    UsageError,
     add_connection_options,
     password,
     server_address,
@@ -27,35 +29,52 @@ from mailslot.client import (
     UserOnline,
 )
 
+Action = Callable[[Client, argparse.Namespace], Awaitable[int]]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    users = subparsers.add_parser("users", help="list every username the server has seen")
-    add_connection_options(users)
+
+def _command(
+    subparsers: Subparsers, name: str, summary: str, action: Action
+) -> argparse.ArgumentParser:
+    """A subcommand whose help page starts with ``summary``."""
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+    )
+    add_connection_options(parser)
+    parser.set_defaults(run=lambda args: _session(args, action))
+    return parser
+
+
+def register(subparsers: Subparsers) -> None:
+    users = _command(subparsers, "users", "list every username the server has seen", _users)
     users.add_argument("--json", action="store_true", help="print JSON")
-    users.set_defaults(run=lambda args: _session(args, _users))
 
-    send = subparsers.add_parser("send", help="send a message")
-    add_connection_options(send)
+    send = _command(subparsers, "send", "send a message", _send)
     who = send.add_mutually_exclusive_group(required=True)
     who.add_argument(
         "--to", action="append", metavar="NAME", help="a recipient (repeat for several)"
     )
     who.add_argument("--all", action="store_true", help="send to everyone else")
-    send.add_argument("text", help="the message")
-    send.set_defaults(run=lambda args: _session(args, _send))
+    send.add_argument(
+        "text",
+        nargs="?",
+        help="the message; '-' or nothing reads it from standard input when that is not a terminal",
+    )
+    send.add_argument("--json", action="store_true", help="print the message's id and time as JSON")
+    send.set_defaults(run=lambda args: _session(_with_text(args), _send))
 
-    check = subparsers.add_parser("check", help="fetch, print and delete waiting messages")
-    add_connection_options(check)
+    check = _command(subparsers, "check", "fetch, print and delete waiting messages", _check)
     check.add_argument("--json", action="store_true", help="print JSON")
-    check.set_defaults(run=lambda args: _session(args, _check))
 
-    watch = subparsers.add_parser("watch", help="stay logged in and print push events")
-    add_connection_options(watch)
-    watch.add_argument("--json", action="store_true", help="print one JSON object per event")
-    watch.set_defaults(run=lambda args: _session(args, _watch))
-
-
-Action = Callable[[Client, argparse.Namespace], Awaitable[int]]
+    watch = _command(subparsers, "watch", "stay logged in and print push events", _watch)
+    watch.add_argument(
+        "--fetch",
+        action="store_true",
+        help="fetch, print and delete messages as they arrive (printed as `check` prints them)",
+    )
+    watch.add_argument("--json", action="store_true", help="print one JSON object per line")
 
 
 def _session(args: argparse.Namespace, action: Action) -> int:
@@ -74,6 +93,15 @@ def _session(args: argparse.Namespace, action: Action) -> int:
     return asyncio.run(run())
 
 
+def _with_text(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with the text to send: the argument, or standard input for '-' or none."""
+    if args.text is not None and args.text != "-":
+        return args
+    if sys.stdin.isatty():
+        raise UsageError("no message: give the text as an argument, or pipe it in with '-'")
+    return argparse.Namespace(**{**vars(args), "text": sys.stdin.read().removesuffix("\n")})
+
+
 async def _users(client: Client, args: argparse.Namespace) -> int:
     users = await client.users()
     if args.json:
@@ -81,14 +109,18 @@ async def _users(client: Client, args: argparse.Namespace) -> int:
     else:
         for user in users:
             print(f"{'●' if user.online else '○'} {user.name}{'  (online)' if user.online else ''}")
-        print(f"{len(users)} users, {sum(u.online for u in users)} online")
+        print(f"{_count(len(users), 'user')}, {sum(u.online for u in users)} online")
     return 0
 
 
 async def _send(client: Client, args: argparse.Namespace) -> int:
     result = await client.send(args.text, to=args.to or (), everyone=args.all)
-    noun = "recipient" if result.recipients == 1 else "recipients"
-    print(f"Sent message {result.id} to {result.recipients} {noun} at {_local(result.at)}.")
+    if args.json:
+        at = result.at.isoformat()
+        print(json.dumps({"id": result.id, "at": at, "recipients": result.recipients}))
+    else:
+        recipients = _count(result.recipients, "recipient")
+        print(f"Sent message {result.id} to {recipients} at {_local(result.at)}.")
     return 0
 
 
@@ -99,10 +131,7 @@ async def _check(client: Client, args: argparse.Namespace) -> int:
     elif not messages:
         print("No messages.")
     else:
-        for message in messages:
-            print(f"{_local(message.received_at)}  from {message.sender}")
-            for line in message.text.splitlines() or [""]:
-                print(f"    {line}")
+        _print_messages(messages)
     sys.stdout.flush()  # printed before acknowledged: a failed print deletes nothing
     await client.ack(m.id for m in messages)
     return 0
@@ -110,8 +139,14 @@ async def _check(client: Client, args: argparse.Namespace) -> int:
 
 async def _watch(client: Client, args: argparse.Namespace) -> int:
     print(f"Watching as {client.user}; press Ctrl+C to stop.", file=sys.stderr)
+    if args.fetch:
+        await _fetch_and_print(client, args.json)
     while True:
         event = await client.next_event()
+        if args.fetch and isinstance(event, MailWaiting):
+            if event.waiting:
+                await _fetch_and_print(client, args.json)
+            continue
         if args.json:
             print(json.dumps(_event_json(event)), flush=True)
         else:
@@ -120,13 +155,37 @@ async def _watch(client: Client, args: argparse.Namespace) -> int:
             return 1
 
 
+async def _fetch_and_print(client: Client, as_json: bool) -> None:
+    """Print what waits (one JSON object a line with ``as_json``), then acknowledge it."""
+    messages = await client.fetch()
+    if as_json:
+        for message in messages:
+            print(json.dumps(_as_json(message), ensure_ascii=False))
+    else:
+        _print_messages(messages)
+    sys.stdout.flush()
+    await client.ack(m.id for m in messages)
+
+
+def _print_messages(messages: Sequence[Message]) -> None:
+    for message in messages:
+        print(f"{_local(message.received_at)}  from {message.sender}")
+        for line in message.text.splitlines() or [""]:
+            print(f"    {line}")
+
+
 def _as_json(message: Message) -> dict[str, object]:
+    """A message for scripts: ``sender`` and ``received_at`` are the wire's ``from`` and ``at``."""
     return {
         "id": message.id,
         "sender": message.sender,
         "received_at": message.received_at.isoformat(),
         "text": message.text,
     }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _local(moment: datetime) -> str:
@@ -136,7 +195,7 @@ def _local(moment: datetime) -> str:
 def _describe(event: Event) -> str:
     match event:
         case MailWaiting(waiting=count):
-            return f"{count} message{'s' if count != 1 else ''} waiting"
+            return f"{_count(count, 'message')} waiting"
         case UserOnline(name=name):
             return f"{name} is online"
         case UserOffline(name=name):

@@ -25,7 +25,9 @@ def add_connection_options(parser: argparse.ArgumentParser, *, needs_user: bool 
         help=f"server address (env MAILSLOT_SERVER; default {DEFAULT_SERVER})",
     )
     if needs_user:
-        parser.add_argument("--user", metavar="NAME", help="username (env MAILSLOT_USER)")
+        parser.add_argument(
+            "--user", metavar="NAME", help="username (env MAILSLOT_USER; asked for on a terminal)"
+        )
     parser.add_argument(
         "--tls", action="store_true", help="use TLS, verifying the server with the system CAs"
     )
