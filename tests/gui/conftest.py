@@ -17,11 +17,22 @@ import pytest
 
 from mailslot.server import ServerConfig, ServerThread
 
+_skipped_because: list[str] = []
+
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"GUI tests cannot run in CI: {reason}")
+    _skipped_because.append(reason)
     pytest.skip(reason)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say loudly at the end of the run that the GUI went untested, and why."""
+    if _skipped_because:
+        terminalreporter.write_line(
+            f"!!! THE GUI TESTS WERE SKIPPED: {_skipped_because[0]} !!!", red=True, bold=True
+        )
 
 
 @pytest.fixture(scope="session")
