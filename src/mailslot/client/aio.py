@@ -28,6 +28,7 @@ from mailslot.client.models import (
 )
 from mailslot.protocol import (
     CLIENT_MAX_FRAME,
+    MAX_ACK_IDS,
     FrameTooLarge,
     LineSplitter,
     decode_frame,
@@ -95,14 +96,38 @@ class Client:
             )
         except TimeoutError:
             raise ConnectError(f"the server at {where} did not answer in time") from None
+        except ssl.SSLCertVerificationError as error:
+            raise ConnectError(
+                f"TLS with {where} failed: the certificate of {host!r} cannot be trusted"
+                f" ({error.verify_message})"
+            ) from None
         except ssl.SSLError as error:
-            raise ConnectError(f"TLS with {where} failed: {error.reason}") from None
+            if error.reason in _NOT_TLS_REASONS:
+                raise ConnectError(
+                    f"the server at {where} does not use TLS: leave out --tls and --ca-file"
+                ) from None
+            raise ConnectError(f"TLS with {where} failed: {error.reason or error}") from None
         except OSError as error:
             raise ConnectError(f"cannot reach the server at {where}: {_why(error)}") from None
+        if ssl_context is None:
+            # A blank line is ignored by a Mailslot server, but a TLS server takes it for a
+            # broken handshake and answers with an alert or hangs up: then say so at once.
+            writer.write(b"\r\n" * 4)
         splitter = LineSplitter(CLIENT_MAX_FRAME)
         try:
-            welcome = await asyncio.wait_for(_first_frame(reader, splitter), timeout)
-        except (TimeoutError, OSError, ValueError, FrameTooLarge) as error:
+            welcome = await asyncio.wait_for(
+                _first_frame(reader, splitter, probed=ssl_context is None), timeout
+            )
+        except _ExpectsTLS as error:
+            writer.close()
+            raise ConnectError(f"the server at {where} {error}: add --tls") from None
+        except TimeoutError:
+            writer.close()
+            raise ConnectError(
+                f"{where} accepted the connection but sent no Mailslot greeting within"
+                f" {timeout:g} seconds; is it a Mailslot server?"
+            ) from None
+        except (OSError, ValueError, FrameTooLarge) as error:
             writer.close()
             raise ConnectError(f"{where} does not speak the Mailslot protocol ({error})") from None
         if welcome.get("ok") is False:
@@ -182,19 +207,24 @@ class Client:
 
     async def ack(self, ids: Iterable[int]) -> int:
         """Delete these messages on the server (and any redelivered duplicates)."""
-        ids = list(ids)
         everything = list(dict.fromkeys([*ids, *self._unacked_duplicates]))
-        if not everything:
-            return 0
-        reply = await self._request({"op": "ack", "ids": everything})
-        self._unacked_duplicates.difference_update(everything)
-        return int(reply.get("deleted", 0))
+        deleted = 0
+        for start in range(0, len(everything), MAX_ACK_IDS):
+            chunk = everything[start : start + MAX_ACK_IDS]
+            reply = await self._request({"op": "ack", "ids": chunk})
+            self._unacked_duplicates.difference_update(chunk)
+            deleted += int(reply.get("deleted", 0))
+        return deleted
 
     async def check(self) -> list[Message]:
         """fetch() then ack(): the new messages, deleted on the server."""
         messages = await self.fetch()
         await self.ack(m.id for m in messages)
         return messages
+
+    async def change_password(self, old: str, new: str) -> None:
+        """Set a new password for the logged-in name; WrongPassword if `old` is wrong."""
+        await self._request({"op": "passwd", "old": old, "new": new})
 
     async def ping(self) -> None:
         await self._request({"op": "ping"})
@@ -289,11 +319,36 @@ class Client:
         self._emit(Disconnected(reason))
 
 
-async def _first_frame(reader: asyncio.StreamReader, splitter: LineSplitter) -> dict[str, Any]:
+# What OpenSSL says when the peer answers a ClientHello with something that is not TLS.
+_NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
+)
+
+
+class _ExpectsTLS(Exception):
+    pass
+
+
+def _is_tls_record(data: bytes) -> bool:
+    """A TLS alert or handshake record: content type 21 or 22, then version 3.x."""
+    return len(data) >= 2 and data[0] in (0x15, 0x16) and data[1] == 0x03
+
+
+async def _first_frame(
+    reader: asyncio.StreamReader, splitter: LineSplitter, *, probed: bool
+) -> dict[str, Any]:
+    """The greeting. `probed`: a plain-text probe was sent, so a TLS server has answered it
+    with an alert, or hung up on it (a Mailslot server always greets first)."""
+    first = True
     while True:
         data = await reader.read(65_536)
+        if first and probed and not data:
+            raise _ExpectsTLS("hung up without a greeting, so it probably expects TLS")
+        if first and _is_tls_record(data):
+            raise _ExpectsTLS("expects TLS")
         if not data:
             raise ConnectionResetError("closed before greeting")
+        first = False
         lines = splitter.feed(data)
         if lines:
             if len(lines) > 1:

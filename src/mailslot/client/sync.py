@@ -93,6 +93,9 @@ class SyncClient:
     def check(self) -> list[Message]:
         return self._call(self.client.check)
 
+    def change_password(self, old: str, new: str) -> None:
+        self._call(self.client.change_password, old, new)
+
     def ping(self) -> None:
         self._call(self.client.ping)
 

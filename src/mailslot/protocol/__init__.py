@@ -14,6 +14,7 @@ from mailslot.protocol.codec import (
 )
 from mailslot.protocol.errors import CloseReason, ErrorCode
 from mailslot.protocol.frames import (
+    MAX_ACK_IDS,
     PROTOCOL_VERSIONS,
     Ack,
     BadFrame,
@@ -21,6 +22,7 @@ from mailslot.protocol.frames import (
     Check,
     Hello,
     Login,
+    Passwd,
     Ping,
     Request,
     Send,
@@ -33,6 +35,7 @@ __all__ = [
     "CLIENT_MAX_FRAME",
     "DEFAULT_MAX_FRAME",
     "DEFAULT_PORT",
+    "MAX_ACK_IDS",
     "MAX_NAME_LENGTH",
     "PROTOCOL_VERSIONS",
     "Ack",
@@ -46,6 +49,7 @@ __all__ = [
     "InvalidName",
     "LineSplitter",
     "Login",
+    "Passwd",
     "Ping",
     "Request",
     "Send",

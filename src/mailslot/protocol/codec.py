@@ -15,9 +15,13 @@ CLIENT_MAX_FRAME = 16 * 1024 * 1024
 
 
 class FrameTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
+    """A line over the bound; `frames` holds the complete lines that came before it in
+    the same data, so that they can still be answered."""
+
+    def __init__(self, limit: int, frames: list[bytes] | None = None) -> None:
         super().__init__(f"a frame may be at most {limit} bytes")
         self.limit = limit
+        self.frames = frames or []
 
 
 class LineSplitter:
@@ -29,6 +33,11 @@ class LineSplitter:
         self._buffer = b""
         self._max_frame = max_frame
 
+    @property
+    def pending(self) -> int:
+        """Bytes of an unfinished line held back."""
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         """Every complete non-blank line in the stream so far, without its line ending.
 
@@ -37,23 +46,23 @@ class LineSplitter:
         buffer = self._buffer + data if self._buffer else data
         if b"\n" not in data:
             self._buffer = buffer
-            self._check(buffer)
+            self._check(buffer, [])
             return []
         *lines, self._buffer = buffer.split(b"\n")
-        self._check(self._buffer)
-        frames = []
+        frames: list[bytes] = []
         for line in lines:
             if len(line) >= self._max_frame:
-                raise FrameTooLarge(self._max_frame)
+                raise FrameTooLarge(self._max_frame, frames)
             if line.endswith(b"\r"):
                 line = line[:-1]
             if line.strip():
                 frames.append(line)
+        self._check(self._buffer, frames)
         return frames
 
-    def _check(self, partial: bytes) -> None:
+    def _check(self, partial: bytes, frames: list[bytes]) -> None:
         if len(partial) >= self._max_frame:
-            raise FrameTooLarge(self._max_frame)
+            raise FrameTooLarge(self._max_frame, frames)
 
 
 _encoder = msgspec.json.Encoder()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -11,13 +11,21 @@ from mailslot.protocol.errors import ErrorCode
 
 PROTOCOL_VERSIONS = (1,)
 
+# Integers a client may send: request ids and message ids are non-negative and fit in
+# 63 bits (SQLite's and PostgreSQL's bigint); anything else is `malformed` before it
+# reaches the store.
+MAX_ID = 2**63 - 1
+RequestId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
+MessageId = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
+MAX_ACK_IDS = 1000
+
 
 class _Request(msgspec.Struct, tag_field="op", kw_only=True):
-    id: int | None = None
+    id: RequestId | None = None
 
 
 class Hello(_Request, tag="hello"):
-    version: int
+    version: Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
 
 
 class Login(_Request, tag="login"):
@@ -37,12 +45,17 @@ class Send(_Request, tag="send"):
 
 
 class Check(_Request, tag="check"):
-    limit: int | None = None
-    after: int = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)] | None = None
+    after: MessageId = 0
 
 
 class Ack(_Request, tag="ack"):
-    ids: list[int]
+    ids: Annotated[list[MessageId], msgspec.Meta(max_length=MAX_ACK_IDS)]
+
+
+class Passwd(_Request, tag="passwd"):
+    old: str
+    new: str
 
 
 class Ping(_Request, tag="ping"):
@@ -53,14 +66,14 @@ class Bye(_Request, tag="bye"):
     pass
 
 
-Request = Hello | Login | Users | Send | Check | Ack | Ping | Bye
-KNOWN_OPS = frozenset({"hello", "login", "users", "send", "check", "ack", "ping", "bye"})
+Request = Hello | Login | Users | Send | Check | Ack | Passwd | Ping | Bye
+KNOWN_OPS = frozenset({"hello", "login", "users", "send", "check", "ack", "passwd", "ping", "bye"})
 
 
 class _Envelope(msgspec.Struct):
     """Just enough of a bad frame to address the error reply."""
 
-    id: int | None = None
+    id: RequestId | None = None
     op: Any = None
 
 
@@ -78,6 +91,19 @@ _envelope_decoder = msgspec.json.Decoder(_Envelope)
 
 
 def decode_request(line: bytes) -> Request | BadFrame:
+    """The request a line holds, or the reason it holds none. Never raises."""
+    # msgspec does not check the UTF-8 of strings it skips (unknown fields) and lets
+    # invalid UTF-8 in others escape as UnicodeDecodeError: check the whole line first.
+    if not line.isascii():
+        try:
+            line.decode()
+        except UnicodeDecodeError as error:
+            readable = line.decode(errors="replace").encode()
+            return BadFrame(
+                ErrorCode.MALFORMED,
+                f"the frame is not valid UTF-8 (byte {error.start})",
+                _envelope(readable).id,
+            )
     try:
         return _request_decoder.decode(line)
     except msgspec.DecodeError as error:
@@ -86,11 +112,15 @@ def decode_request(line: bytes) -> Request | BadFrame:
         return BadFrame(ErrorCode.MALFORMED, "the frame is nested too deeply")
 
 
-def _explain(line: bytes, error: msgspec.DecodeError) -> BadFrame:
+def _envelope(line: bytes) -> _Envelope:
     try:
-        envelope = _envelope_decoder.decode(line)
+        return _envelope_decoder.decode(line)
     except (msgspec.DecodeError, RecursionError):
-        return BadFrame(ErrorCode.MALFORMED, f"the frame is not a valid request: {error}")
+        return _Envelope()
+
+
+def _explain(line: bytes, error: msgspec.DecodeError) -> BadFrame:
+    envelope = _envelope(line)
     if isinstance(envelope.op, str) and envelope.op not in KNOWN_OPS:
         return BadFrame(ErrorCode.UNKNOWN_OP, f"unknown op {envelope.op!r}", envelope.id)
     return BadFrame(ErrorCode.MALFORMED, f"the frame is not a valid request: {error}", envelope.id)

@@ -24,14 +24,27 @@ class Limits:
     rate_per_second: float = 50.0  # requests per connection; 0 disables
     rate_burst: int = 200
     max_connections: int = 10_000
-    idle_timeout: float = 600.0  # seconds
+    idle_timeout: float = 600.0  # seconds without a whole frame from the client
+    login_timeout: float = 10.0  # seconds from connect to a successful login
+    max_anonymous_per_source: int = 32  # connections not logged in, per source address; 0: any
     max_output_buffer: int = 1024 * 1024  # bytes queued for one client
-    login_failures: int = 5  # wrong passwords per name per minute before throttling
+    write_timeout: float = 60.0  # seconds a client may leave replies unread before it is dropped
+    login_failures: int = 5  # wrong passwords per name and source address per minute
+    login_failures_per_source: int = 30  # wrong passwords per source address per minute; 0: any
+    new_users_per_source: int = 60  # new names per source address per hour; 0: any
 
     @classmethod
     def unlimited(cls) -> Limits:
-        """For benchmarks: no request rate, many connections."""
-        return cls(rate_per_second=0, max_connections=100_000, max_output_buffer=16 * 1024 * 1024)
+        """For benchmarks: no request rate, many connections from one address."""
+        return cls(
+            rate_per_second=0,
+            max_connections=100_000,
+            max_output_buffer=16 * 1024 * 1024,
+            login_timeout=120.0,
+            max_anonymous_per_source=0,
+            login_failures_per_source=0,
+            new_users_per_source=0,
+        )
 
 
 @dataclass(frozen=True)

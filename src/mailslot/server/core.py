@@ -19,7 +19,7 @@ from mailslot.server.directory import Directory, UserState
 from mailslot.server.events import EventFeed
 from mailslot.server.refusal import error_frame
 from mailslot.server.session import Session
-from mailslot.server.throttle import LoginThrottle
+from mailslot.server.throttle import FailureWindow, RepeatLog, SourceBuckets, source_of
 from mailslot.store import SQLiteStore, Store, UserRecord
 
 log = logging.getLogger("mailslot.server")
@@ -62,9 +62,17 @@ class MailslotServer:
         self.store: Store = store if store is not None else SQLiteStore(config.database)
         self.directory = Directory()
         self.events = EventFeed()
-        self.login_throttle = LoginThrottle(config.limits.login_failures)
+        limits = config.limits
+        self.login_failures = FailureWindow(limits.login_failures)  # by (source, name key)
+        self.source_failures = FailureWindow(limits.login_failures_per_source)  # by source
+        self.new_user_buckets = SourceBuckets(limits.new_users_per_source)
+        self.refusal_log = RepeatLog(log, "refused logins")
+        self.connection_log = RepeatLog(log, "refused connections")
+        self.handshake_log = RepeatLog(log, "failed TLS handshakes")
+        self.slow_consumer_log = RepeatLog(log, "slow consumers dropped")
         self.claims: dict[str, Session] = {}  # names logged in, or logging in, right now
         self.sessions: set[Session] = set()
+        self.anonymous: dict[str, int] = {}  # connections not logged in, per source
         self.presence_watchers: set[Session] = set()  # logged in and asking for presence events
         self.delivered = 0
         self.started_at = datetime.now(UTC)
@@ -73,6 +81,7 @@ class MailslotServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self._tls: ssl.SSLContext | None = None
 
     @property
     def address(self) -> str:
@@ -86,17 +95,16 @@ class MailslotServer:
         waiting = await self.store.waiting_counts()
         for record in await self.store.load_users():
             self.directory.add(record, waiting.get(record.id, 0))
-        context = None
         if self.config.tls_cert and self.config.tls_key:
-            context = tls_context(str(self.config.tls_cert), str(self.config.tls_key))
+            self._tls = tls_context(str(self.config.tls_cert), str(self.config.tls_key))
+        # TLS is started per connection rather than by the listener, so that a failed
+        # handshake is seen (and logged) instead of vanishing inside asyncio.
         self._listener = await asyncio.start_server(
             self._accept,
             self.config.host,
             self.config.port,
-            ssl=context,
             limit=self.config.limits.max_frame,
             backlog=1024,
-            ssl_handshake_timeout=10 if context else None,
         )
         self.port = self._listener.sockets[0].getsockname()[1]
         self.started_at = datetime.now(UTC)
@@ -104,14 +112,21 @@ class MailslotServer:
         # What start-up loaded lives as long as the server: keep the cyclic garbage
         # collector from scanning it again and again (pauses show up as latency).
         gc.freeze()
+        protected = sum(1 for s in self.directory.by_key.values() if s.record.password_hash)
         log.info(
-            "listening on %s (tls %s, auth %s, data %s, %d users known)",
+            "listening on %s (tls %s, auth %s, data %s, %d users known, %d with a password)",
             self.address,
-            "on" if context else "off",
+            "on" if self._tls else "off",
             self.config.auth,
             self.config.data_dir,
             len(self.directory),
+            protected,
         )
+        if self.config.auth == "none" and protected:
+            log.info(
+                "open mode: the %d names with a password still need it; the others need none",
+                protected,
+            )
         self.events.publish("listening", detail=self.address)
 
     async def serve_forever(self) -> None:
@@ -138,29 +153,78 @@ class MailslotServer:
     # -- connections ---------------------------------------------------------------
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = Session(self, reader, writer)
-        if len(self.sessions) >= self.config.limits.max_connections:
-            log.info("rejected %s: server busy", session.peer)
-            self.events.publish("rejected", peer=session.peer, detail=ErrorCode.SERVER_BUSY)
-            writer.write(
-                error_frame(None, ErrorCode.SERVER_BUSY, "the server is full; try again later")
-            )
+        address = writer.get_extra_info("peername")
+        if isinstance(address, tuple):
+            host = str(address[0])
+            peer = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+        else:
+            host = peer = str(address)
+        source = source_of(host)
+        refusal = self._refuse_connection(source)
+        if refusal is not None:
+            self.connection_log.refused(source, "server_busy", f"rejected {peer}: {refusal}")
+            self.events.publish("rejected", peer=peer, detail=ErrorCode.SERVER_BUSY)
+            if self._tls is None:  # a TLS client could not read a plain-text error
+                writer.write(error_frame(None, ErrorCode.SERVER_BUSY, refusal))
             writer.close()
             return
-        self.sessions.add(session)
-        log.info("connection from %s", session.peer)
-        self.events.publish("connected", peer=session.peer)
+        self.anonymous[source] = self.anonymous.get(source, 0) + 1
+        session: Session | None = None
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
+            if self._tls is not None and not await self._handshake(writer, peer, source):
+                return
+            session = Session(self, reader, writer, peer, source)
+            self.sessions.add(session)
+            log.info("connection from %s", peer)
+            self.events.publish("connected", peer=peer)
             await session.run()
         finally:
             self._tasks.discard(task)
+            if session is None or session.user is None:
+                self._left_anonymous(source)
+
+    def _refuse_connection(self, source: str) -> str | None:
+        """Why a new connection from `source` is refused, or None."""
+        limits = self.config.limits
+        if len(self.sessions) >= limits.max_connections:
+            return "the server is full; try again later"
+        per_source = limits.max_anonymous_per_source
+        if per_source and self.anonymous.get(source, 0) >= per_source:
+            return (
+                f"{per_source} connections from your address have not logged in yet; "
+                "log in on those or close them first"
+            )
+        return None
+
+    async def _handshake(self, writer: asyncio.StreamWriter, peer: str, source: str) -> bool:
+        assert self._tls is not None
+        try:
+            await writer.start_tls(
+                self._tls, ssl_handshake_timeout=self.config.limits.login_timeout
+            )
+        except (ssl.SSLError, OSError, TimeoutError) as error:
+            reason = getattr(error, "reason", None) or error.__class__.__name__
+            self.handshake_log.refused(
+                source, str(reason), f"TLS handshake with {peer} failed: {reason}"
+            )
+            writer.transport.abort()
+            return False
+        return True
+
+    def _left_anonymous(self, source: str) -> None:
+        left = self.anonymous.get(source, 0) - 1
+        if left > 0:
+            self.anonymous[source] = left
+        else:
+            self.anonymous.pop(source, None)
 
     def logged_in(self, session: Session, created: bool) -> None:
         state = session.user
         assert state is not None
+        self._left_anonymous(session.source)
         self.directory.went_online(state, session, datetime.now(UTC))
         if session.presence:
             self.presence_watchers.add(session)
@@ -238,13 +302,29 @@ class MailslotServer:
         )
 
     async def _sweep_idle(self) -> None:
-        timeout = self.config.limits.idle_timeout
+        """Close connections idle too long or not logged in in time; summarise refusals."""
+        limits = self.config.limits
+        period = max(0.2, min(limits.idle_timeout / 4, limits.login_timeout / 4, 30.0))
         while True:
-            await asyncio.sleep(max(0.2, min(timeout / 4, 30.0)))
-            deadline = time.monotonic() - timeout
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            idle_since = now - limits.idle_timeout
+            login_since = now - limits.login_timeout
             for session in list(self.sessions):
-                if session.last_activity < deadline:
+                if session.user is None and session.connected_at < login_since:
+                    session.close(CloseReason.LOGIN_TIMEOUT)
+                elif session.last_activity < idle_since:
                     session.close(CloseReason.IDLE)
+            for repeats in (
+                self.refusal_log,
+                self.connection_log,
+                self.handshake_log,
+                self.slow_consumer_log,
+            ):
+                repeats.flush()
+            self.login_failures.prune()
+            self.source_failures.prune()
+            self.new_user_buckets.prune()
 
 
 def _raise_open_file_limit() -> None:

@@ -3,6 +3,12 @@
 Requests are handled in arrival order. A request that needs the store hands
 its job over at once and its reply is written when the job's commit is done,
 so a client that pipelines many sends gets them committed together.
+
+Everything queued for a client is bounded (B8, B13): replies are produced only
+while the client reads them (the session stops reading requests while its
+output is above a high-water mark), a `check` reply holds at most a fixed
+number of bytes, and pushes, which cannot wait, drop a client whose output
+exceeds the bound (`slow_consumer`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from mailslot.protocol import (
     PROTOCOL_VERSIONS,
@@ -26,6 +34,7 @@ from mailslot.protocol import (
     InvalidName,
     LineSplitter,
     Login,
+    Passwd,
     Ping,
     Request,
     Send,
@@ -41,7 +50,7 @@ from mailslot.server import accounts, routing
 from mailslot.server.directory import UserState
 from mailslot.server.refusal import Refusal, error_frame
 from mailslot.server.throttle import TokenBucket
-from mailslot.store import Batch, NewMessage
+from mailslot.store import Batch, NewMessage, StorageFull, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from mailslot.server.core import MailslotServer
@@ -52,6 +61,10 @@ READ_SIZE = 65_536
 MAX_MALFORMED_IN_A_ROW = 10
 WRITE_HIGH_WATER = 64 * 1024
 REPLIES_BEFORE_DRAIN = 32
+SEND_ROWS_PER_JOB = 4096  # queue rows in one store job, so one sender cannot hog a commit
+CHECK_REPLY_BYTES = 256 * 1024  # a check reply stops adding messages past this size
+
+_encode_raw = msgspec.json.Encoder().encode
 
 
 class _Pending:
@@ -70,22 +83,42 @@ class _Pending:
         self.future = future
         self.finish = finish
 
-    def failed(self) -> bytes:
-        sentence = "the server could not store this; nothing was changed"
-        return b"".join(error_frame(i, ErrorCode.INTERNAL, sentence) for i in self.request_ids)
+    def failed(self, error: Exception) -> bytes:
+        code, sentence = _store_failure(error)
+        return b"".join(error_frame(i, code, sentence) for i in self.request_ids)
+
+
+def _store_failure(error: Exception) -> tuple[ErrorCode, str]:
+    if isinstance(error, StorageFull):
+        return ErrorCode.STORAGE_FULL, (
+            "the server's disk is full; nothing was stored (checking and acknowledging "
+            "messages still work)"
+        )
+    if isinstance(error, StoreUnavailable):
+        return ErrorCode.UNAVAILABLE, (
+            "the server cannot reach its storage right now; nothing was changed, try again later"
+        )
+    return ErrorCode.INTERNAL, "the server could not store this; nothing was changed"
 
 
 class _Sends:
     """Consecutive sends of one read, handed to the store as one job. They arrived
     together, so they share one reception time."""
 
-    __slots__ = ("at", "messages", "recipients", "request_ids")
+    __slots__ = ("at", "messages", "recipients", "request_ids", "rows")
 
     def __init__(self, at: int) -> None:
         self.at = at
         self.request_ids: list[int | None] = []
         self.recipients: list[list[UserState]] = []
         self.messages: list[NewMessage] = []
+        self.rows = 0
+
+    def add(self, request_id: int | None, recipients: list[UserState], message: NewMessage) -> None:
+        self.request_ids.append(request_id)
+        self.recipients.append(recipients)
+        self.messages.append(message)
+        self.rows += len(recipients)
 
 
 class Session:
@@ -94,19 +127,22 @@ class Session:
         server: MailslotServer,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        peer: str,
+        source: str,
     ) -> None:
         self.server = server
         self.reader = reader
         self.writer = writer
         self.transport = writer.transport
         self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        peer = writer.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.peer = peer
+        self.source = source
         self.user: UserState | None = None
         self.presence = True
-        self.last_activity = time.monotonic()
+        self.connected_at = self.last_activity = time.monotonic()
         self.close_reason: str | None = None
         limits = server.config.limits
+        self._limits = limits
         self._bucket = (
             TokenBucket(limits.rate_per_second, limits.rate_burst)
             if limits.rate_per_second > 0
@@ -117,7 +153,7 @@ class Session:
     # -- the connection's task -------------------------------------------------
 
     async def run(self) -> None:
-        limits = self.server.config.limits
+        limits = self._limits
         self.push(
             encode(
                 {
@@ -141,15 +177,18 @@ class Session:
                 if not data:
                     self.close_reason = self.close_reason or "closed by client"
                     break
-                self.last_activity = time.monotonic()
+                too_large: FrameTooLarge | None = None
                 try:
                     lines = splitter.feed(data)
                 except FrameTooLarge as error:
-                    self.write(error_frame(None, ErrorCode.TOO_LARGE, str(error), max=error.limit))
+                    lines, too_large = error.frames, error
+                await self._answer(lines)
+                if too_large is not None and self.close_reason is None:
+                    limit = too_large.limit
+                    self.write(error_frame(None, ErrorCode.TOO_LARGE, str(too_large), max=limit))
                     self.close(CloseReason.TOO_LARGE)
                     break
-                await self._answer(lines)
-                await self.writer.drain()
+                await self._drain()
         except (ConnectionError, OSError) as error:
             self.close_reason = self.close_reason or f"connection lost ({error.__class__.__name__})"
         finally:
@@ -158,19 +197,31 @@ class Session:
                 self.transport.close()
 
     async def _answer(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        self.last_activity = time.monotonic()  # idle time counts whole frames only
         replies: list[bytes | _Pending] = []
         received_at = now_micros()
         sends = _Sends(received_at)  # consecutive sends: stored together, before later replies
         for line in lines:
+            if self.close_reason is not None:
+                break
             request = decode_request(line)
-            refused = self._take_send(request, sends) if isinstance(request, Send) else None
-            if isinstance(request, Send) and refused is None:
-                continue
+            if isinstance(request, Send):
+                prepared = self._take_send(request, received_at)
+                if not isinstance(prepared, bytes):
+                    recipients, message = prepared
+                    if sends.messages and sends.rows + len(recipients) > SEND_ROWS_PER_JOB:
+                        replies.append(self._store_sends(sends))
+                        sends = _Sends(received_at)
+                    sends.add(request.id, recipients, message)
+                    continue
             if sends.messages:
                 replies.append(self._store_sends(sends))
                 sends = _Sends(received_at)
-            if refused is not None:
-                replies.append(refused)
+            if isinstance(request, Send):
+                assert isinstance(prepared, bytes)
+                replies.append(prepared)
                 continue
             if isinstance(request, BadFrame):
                 self._malformed_in_a_row += 1
@@ -181,45 +232,55 @@ class Session:
                     return
                 continue
             self._malformed_in_a_row = 0
-            try:
-                self._admit(request)
-                if isinstance(request, Login):  # the only request that waits before replying
-                    replies.append(await self._login(request))
-                else:
-                    replies.append(_HANDLERS[type(request)](self, request))
-            except Refusal as refusal:
-                replies.append(refusal.frame(request.id))
-            except Exception:
-                log.exception("failed to handle %s from %s", type(request).__name__, self.peer)
-                message = "the server failed on this request; nothing was changed"
-                replies.append(error_frame(request.id, ErrorCode.INTERNAL, message))
+            replies.append(await self._handle(request))
             if isinstance(request, Bye):
                 break
-            if len(replies) >= REPLIES_BEFORE_DRAIN:
-                # A few bytes of request can ask for a large reply (users, check): write
-                # what is due and wait for the client to read it before going on, so a
-                # client that never reads cannot pile up replies in server memory.
+            if isinstance(request, Check | Users) or len(replies) >= REPLIES_BEFORE_DRAIN:
+                # A few bytes of request can ask for a large reply: write what is due and
+                # wait for the client to read it before going on, so a client that never
+                # reads cannot pile up replies in server memory.
                 await self._flush(replies)
                 replies = []
-                await self.writer.drain()
+                await self._drain()
         if sends.messages:
             replies.append(self._store_sends(sends))
         await self._flush(replies)
         if self.close_reason == "bye":
             self.close()
 
-    def _take_send(self, request: Send, sends: _Sends) -> bytes | None:
-        """Add a valid send to the group (None), or the error reply that refuses it."""
+    async def _handle(self, request: Request) -> bytes | _Pending:
+        """The reply to one request (not a send); never raises."""
+        try:
+            self._admit(request)
+            if isinstance(request, Login):
+                return await self._login(request)
+            if isinstance(request, Passwd):
+                return await self._passwd(request)
+            return _HANDLERS[type(request)](self, request)
+        except Refusal as refusal:
+            return refusal.frame(request.id)
+        except StoreError as error:
+            log.error("store failure for %s: %s", self.peer, error)
+            code, sentence = _store_failure(error)
+            return error_frame(request.id, code, sentence)
+        except Exception:
+            log.exception("failed to handle %s from %s", type(request).__name__, self.peer)
+            message = "the server failed on this request; nothing was changed"
+            return error_frame(request.id, ErrorCode.INTERNAL, message)
+
+    def _take_send(
+        self, request: Send, received_at: int
+    ) -> tuple[list[UserState], NewMessage] | bytes:
+        """A valid send's recipients and message, or the error reply that refuses it."""
         self._malformed_in_a_row = 0
         try:
             self._admit(request)
-            self._prepare_send(request, sends)
+            return self._prepare_send(request, received_at)
         except Refusal as refusal:
             return refusal.frame(request.id)
         except Exception:
             log.exception("failed to handle a send from %s", self.peer)
             return error_frame(request.id, ErrorCode.INTERNAL, "the server failed on this send")
-        return None
 
     async def _flush(self, replies: list[bytes | _Pending]) -> None:
         """Write the replies in request order, each store-bound one once its commit is done."""
@@ -230,12 +291,21 @@ class Session:
                 continue
             try:
                 result = await reply.future
+                ready.append(reply.finish(result))
             except Exception as error:
                 log.error("store failure for %s: %s", self.peer, error)
-                ready.append(reply.failed())
-            else:
-                ready.append(reply.finish(result))
+                ready.append(reply.failed(error))
         self.write(b"".join(ready))
+
+    async def _drain(self) -> None:
+        """Wait until the client has read most of what it was sent; drop it as a slow
+        consumer when it reads nothing for `write_timeout` seconds."""
+        if self.transport.get_write_buffer_size() <= WRITE_HIGH_WATER:
+            return
+        try:
+            await asyncio.wait_for(self.writer.drain(), self._limits.write_timeout)
+        except TimeoutError:
+            self._drop_slow_consumer()
 
     # -- output ----------------------------------------------------------------
 
@@ -247,13 +317,19 @@ class Session:
         """An event for this client; a client that lets events pile up is dropped (B8)."""
         if self.transport.is_closing():
             return
-        limit = self.server.config.limits.max_output_buffer
-        if self.transport.get_write_buffer_size() + len(frame) > limit:
-            self.close_reason = CloseReason.SLOW_CONSUMER
-            log.info("dropping %s: output buffer over %d bytes", self.peer, limit)
-            self.transport.abort()
+        if self.transport.get_write_buffer_size() + len(frame) > self._limits.max_output_buffer:
+            self._drop_slow_consumer()
             return
         self.writer.write(frame)
+
+    def _drop_slow_consumer(self) -> None:
+        self.close_reason = CloseReason.SLOW_CONSUMER
+        self.server.slow_consumer_log.refused(
+            self.source,
+            "slow_consumer",
+            f"dropping {self.peer}: it left over {self._limits.max_output_buffer} bytes unread",
+        )
+        self.transport.abort()
 
     def close(self, reason: str | None = None) -> None:
         if reason is not None:
@@ -305,20 +381,19 @@ class Session:
         except InvalidName as error:
             self._rejected(ErrorCode.INVALID_USERNAME, request.user)
             raise Refusal(ErrorCode.INVALID_USERNAME, str(error)) from None
-        retry = server.login_throttle.retry_after(key)
-        if retry:
-            self._rejected(ErrorCode.RATE_LIMITED, name)
-            raise Refusal(
-                ErrorCode.RATE_LIMITED,
-                f"too many wrong passwords for {name!r}; retry in {retry:.0f} seconds",
-                retry_after=round(retry, 3),
-            )
+        try:
+            accounts.throttle_check(server, key, name, self.source)
+        except Refusal as refusal:
+            self._rejected(refusal.code, name)
+            raise
         if key in server.claims:
             self._rejected(ErrorCode.USERNAME_IN_USE, name)
             raise Refusal(ErrorCode.USERNAME_IN_USE, f"username {name!r} is in use")
         server.claims[key] = self  # held across the awaits below, so a racing login sees it
         try:
-            state, created = await accounts.authenticate(server, key, name, request.password)
+            state, created = await accounts.authenticate(
+                server, key, name, request.password, self.source
+            )
         except Refusal as refusal:
             del server.claims[key]
             self._rejected(refusal.code, name)
@@ -345,8 +420,19 @@ class Session:
             reply += encode({"event": "mail", "waiting": state.waiting})
         return reply
 
+    async def _passwd(self, request: Passwd) -> bytes:
+        me = self._me()
+        try:
+            await accounts.change_password(self.server, me, request.old, request.new, self.source)
+        except Refusal as refusal:
+            self._rejected(refusal.code, me.name)
+            raise
+        return encode({"id": request.id, "ok": True})
+
     def _rejected(self, code: ErrorCode, name: str) -> None:
-        log.info("rejected %s as %r: %s", self.peer, name, code)
+        self.server.refusal_log.refused(
+            self.source, code, f"rejected {self.peer} as {name!r}: {code}"
+        )
         self.server.events.publish("rejected", user=name, peer=self.peer, detail=code)
 
     def _users(self, request: Users) -> bytes:
@@ -357,10 +443,9 @@ class Session:
         ]
         return encode({"id": request.id, "ok": True, "users": users})
 
-    def _prepare_send(self, request: Send, sends: _Sends) -> None:
-        """Validate a send and add it to the group that goes to the store together."""
+    def _prepare_send(self, request: Send, received_at: int) -> tuple[list[UserState], NewMessage]:
         me = self._me()
-        limits = self.server.config.limits
+        limits = self._limits
         text = request.text
         if not text.strip():
             raise Refusal(ErrorCode.EMPTY_TEXT, "the message is empty")
@@ -371,11 +456,7 @@ class Session:
                 max=limits.max_text,
             )
         recipients = routing.recipients(self.server.directory, me, request, limits.max_recipients)
-        sends.request_ids.append(request.id)
-        sends.recipients.append(recipients)
-        sends.messages.append(
-            NewMessage(me.name, [s.record.id for s in recipients], text, sends.at)
-        )
+        return recipients, NewMessage(me.name, [s.record.id for s in recipients], text, received_at)
 
     def _store_sends(self, sends: _Sends) -> _Pending:
         me = self.user
@@ -406,23 +487,27 @@ class Session:
 
     def _check(self, request: Check) -> _Pending:
         me = self._me()
-        limit = self.server.config.limits.max_batch
-        if request.limit is not None and request.limit > 0:
+        limit = self._limits.max_batch
+        if request.limit is not None:
             limit = min(limit, request.limit)
 
         def fetched(batch: Batch) -> bytes:
-            messages = [
-                {"id": m.id, "from": m.sender, "at": format_time(m.received_at), "text": m.text}
-                for m in batch.messages
-            ]
+            # Each message encoded once, and the reply cut at a byte budget, so that one
+            # reply stays small whatever the texts hold; `more` tells the client to page on.
+            parts: list[msgspec.Raw] = []
+            size = 0
+            more = batch.more
+            for m in batch.messages:
+                part = _encode_raw(
+                    {"id": m.id, "from": m.sender, "at": format_time(m.received_at), "text": m.text}
+                )
+                if parts and size + len(part) > CHECK_REPLY_BYTES:
+                    more = True
+                    break
+                parts.append(msgspec.Raw(part))
+                size += len(part)
             return encode(
-                {
-                    "id": request.id,
-                    "ok": True,
-                    "messages": messages,
-                    "more": batch.more,
-                    "none": not messages,
-                }
+                {"id": request.id, "ok": True, "messages": parts, "more": more, "none": not parts}
             )
 
         future = self.server.store.fetch(me.record.id, limit, request.after)
