@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import queue
+import select
 import subprocess
 import sys
 import threading
@@ -297,3 +299,86 @@ def test_without_a_display_the_server_runs_headless_and_the_gui_commands_say_why
         )
         assert result.returncode == 2
         assert result.stderr.startswith(f"mailslot: the {command} needs a desktop, but no")
+
+
+def on_a_terminal(server: ServerProcess, *args: str, answers: list[tuple[str, str | None]]) -> str:
+    """Run ``mailslot ARGS`` on a pseudo-terminal, typing each answer once its prompt shows
+    (None: only wait for the text); returns everything it printed."""
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: the terminal is its controlling terminal
+        env = cli_env(server, "alice", None)
+        os.execve(sys.executable, [sys.executable, "-m", "mailslot", *args], env)
+    seen = ""
+
+    def read_until(wanted: str | None) -> None:
+        """Read until ``wanted`` is printed, or to the end for None."""
+        nonlocal seen
+        while wanted is None or wanted not in seen:
+            ready, _, _ = select.select([terminal], [], [], 30)
+            assert ready, f"no {wanted!r} within 30 s; printed: {seen!r}"
+            try:
+                chunk = os.read(terminal, 1024)
+            except OSError:  # the child has ended
+                chunk = b""
+            if not chunk and wanted is None:
+                return
+            assert chunk, f"ended without printing {wanted!r}; printed: {seen!r}"
+            seen += chunk.decode()
+
+    try:
+        printed = ""
+        for prompt, answer in answers:
+            read_until(prompt)
+            printed += seen[: seen.index(prompt) + len(prompt)]
+            seen = seen[seen.index(prompt) + len(prompt) :]
+            if answer is not None:
+                os.write(terminal, answer.encode() + b"\n")
+        read_until(None)
+        return printed + seen
+    finally:
+        os.close(terminal)
+        assert os.waitpid(pid, 0)[1] == 0, seen
+
+
+def test_first_use_of_a_name_asks_for_its_new_password_twice(
+    password_server: ServerProcess,
+) -> None:
+    server = password_server
+    on_a_terminal(
+        server,
+        "users",
+        answers=[
+            ("alice is a new name: choose its password", None),
+            ("New password:", "one"),
+            ("New password again:", "typo"),
+            ("differ", None),
+            ("New password:", "s3cret"),
+            ("New password again:", "s3cret"),
+        ],
+    )
+    assert mailslot(server, "check", user="alice", password="s3cret").returncode == 0
+    printed = on_a_terminal(server, "check", answers=[("Password for alice:", "s3cret")])
+    assert "No messages." in printed and "new name" not in printed
+
+
+def test_passwd_changes_the_password(password_server: ServerProcess) -> None:
+    server = password_server
+    mailslot(server, "users", user="alice", password="old")
+    changed = mailslot(server, "passwd", user="alice", password="old", stdin="new\n")
+    assert changed.returncode == 0, changed.stderr
+    assert "changed" in changed.stdout
+    assert mailslot(server, "check", user="alice", password="new").returncode == 0
+    refused = mailslot(server, "check", user="alice", password="old")
+    assert refused.stderr.strip() == "mailslot: wrong password for 'alice'"
+    wrong = mailslot(server, "passwd", user="alice", password="old", stdin="newer\n")
+    assert wrong.returncode == 1 and "wrong password" in wrong.stderr
+    on_a_terminal(
+        server,
+        "passwd",
+        answers=[
+            ("Password for alice:", "new"),
+            ("New password for alice:", "newest"),
+            ("New password for alice again:", "newest"),
+        ],
+    )
+    assert mailslot(server, "check", user="alice", password="newest").returncode == 0

@@ -13,7 +13,10 @@ from typing import TypeAlias
 from mailslot.cli.common import (
     UsageError,
     add_connection_options,
-    password,
+    ask_password,
+    can_prompt,
+    choose_password,
+    password_from_env,
     server_address,
     tls_context,
     username,
@@ -24,6 +27,7 @@ from mailslot.client import (
     Event,
     MailWaiting,
     Message,
+    PasswordRequired,
     UserNew,
     UserOffline,
     UserOnline,
@@ -76,6 +80,13 @@ def register(subparsers: Subparsers) -> None:
     )
     watch.add_argument("--json", action="store_true", help="print one JSON object per line")
 
+    _command(
+        subparsers,
+        "passwd",
+        "change your password (the new one is asked twice, or read as one line from stdin)",
+        _passwd,
+    )
+
 
 def _session(args: argparse.Namespace, action: Action) -> int:
     host, port = server_address(args)
@@ -84,13 +95,42 @@ def _session(args: argparse.Namespace, action: Action) -> int:
     async def run() -> int:
         client = await Client.connect(host, port, ssl_context=tls_context(args))
         try:
-            secret = password(user) if client.server_info.auth == "password" else None
-            await client.login(user, secret, presence=action is _watch)
+            args.password = await _log_in(client, user, presence=action is _watch)
             return await action(client, args)
         finally:
             await client.close()
 
     return asyncio.run(run())
+
+
+async def _log_in(client: Client, user: str, *, presence: bool) -> str | None:
+    """Log in, with MAILSLOT_PASSWORD or a password asked on a terminal; returns it.
+
+    Without MAILSLOT_PASSWORD the first attempt goes without a password, so the server
+    can say whether the name is new, and a new name's password is asked for twice.
+    """
+    secret = password_from_env() if client.server_info.auth == "password" else None
+    if secret is None:
+        try:
+            await client.login(user, None, presence=presence)
+            return None
+        except PasswordRequired as refusal:
+            secret = password_from_env()
+            if secret is None:
+                if not can_prompt():
+                    raise UsageError(
+                        "this server needs a password: set MAILSLOT_PASSWORD or run in a terminal"
+                    ) from None
+                secret = ask_password(user, new=bool(refusal.extra.get("new")))
+    await client.login(user, secret, presence=presence)
+    return secret
+
+
+async def _passwd(client: Client, args: argparse.Namespace) -> int:
+    old = args.password or ""  # "" for a name without a password yet (open mode)
+    await client.change_password(old, choose_password(f"New password for {client.user}"))
+    print(f"The password of {client.user} is changed.")
+    return 0
 
 
 def _with_text(args: argparse.Namespace) -> argparse.Namespace:
