@@ -8,6 +8,7 @@ import os
 import pty
 import queue
 import select
+import socket
 import subprocess
 import sys
 import threading
@@ -382,3 +383,29 @@ def test_passwd_changes_the_password(password_server: ServerProcess) -> None:
         ],
     )
     assert mailslot(server, "check", user="alice", password="newest").returncode == 0
+
+
+def test_a_greeting_without_the_servers_limits_is_refused() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def greet_without_limits() -> None:
+            peer, _ = listener.accept()
+            with peer:
+                peer.sendall(b'{"event":"welcome","versions":[1],"auth":"none"}\n')
+                peer.recv(1024)
+
+        threading.Thread(target=greet_without_limits, daemon=True).start()
+        result = subprocess.run(
+            [sys.executable, "-m", "mailslot", "check", "--server", f"127.0.0.1:{port}"],
+            env={**os.environ, "MAILSLOT_USER": "alice"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"mailslot: 127.0.0.1:{port} does not speak the Mailslot protocol "
+        "(the greeting does not state the server's limits)\n"
+    )

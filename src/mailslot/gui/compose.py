@@ -9,8 +9,9 @@ from tkinter import ttk
 from typing import Literal
 
 from mailslot.gui import theme
-from mailslot.gui.roster import Roster, name_key
+from mailslot.gui.roster import Roster
 from mailslot.gui.widgets import Debouncer, ScrolledTree, scroll_text
+from mailslot.protocol.names import name_key
 
 Mode = Literal["one", "many", "all"]
 SendFn = Callable[[str, list[str], Mode], None]

@@ -18,9 +18,10 @@ from tkinter import messagebox, ttk
 from typing import Any
 
 from mailslot.gui import theme
-from mailslot.gui.roster import name_key
+from mailslot.gui.roster import filter_key
 from mailslot.gui.tkasync import Pump
 from mailslot.gui.widgets import ScrolledTree, dot_image, refill_tree, scroll_text
+from mailslot.protocol.names import name_key
 from mailslot.server import ServerConfig, ServerEvent, ServerSnapshot, ServerThread, UserRow
 
 SNAPSHOT_MIN_INTERVAL = 0.4  # seconds between snapshots while events flow
@@ -388,7 +389,7 @@ class Dashboard:
         snap = self.snapshot
         if snap is None:
             return
-        flt = name_key(self.filter_var.get())
+        flt = filter_key(self.filter_var.get())
         rows = [r for r in snap.users if not flt or flt in name_key(r.name)]
         rows.sort(key=self._sort_key, reverse=self._sort_reverse)
         wanted = [name_key(r.name) for r in rows]

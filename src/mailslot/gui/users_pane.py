@@ -8,8 +8,9 @@ from tkinter import ttk
 from typing import Any
 
 from mailslot.gui import theme
-from mailslot.gui.roster import Roster, name_key
+from mailslot.gui.roster import Roster, filter_key
 from mailslot.gui.widgets import Debouncer, ScrolledTree, dot_image, refill_tree
+from mailslot.protocol.names import name_key
 
 
 class UsersPane(ttk.Frame):
@@ -93,7 +94,7 @@ class UsersPane(ttk.Frame):
 
     def render(self) -> None:
         self._refresh.cancel()
-        flt = name_key(self.filter_text)
+        flt = filter_key(self.filter_text)
         if self._rendered_version == self.roster.version and self._rendered_filter == flt:
             return
         people = self.roster.people()
