@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +15,7 @@ import pytest
 
 from mailslot.client import SyncClient
 from mailslot.gui.dashboard import EVENT_BATCH, Dashboard
-from tests.gui.conftest import pump_for, pump_until
+from tests.gui.conftest import pump_for, pump_until, xvfb
 
 
 @pytest.fixture
@@ -150,10 +154,41 @@ def test_demo_windows_tile_where_they_fit_and_cascade_where_not() -> None:
     from mailslot.gui.demo import _places
 
     assert _places(2560, 1440) == [
-        "1280x690+0+0",
-        "1280x690+1280+0",
-        "1280x690+0+720",
-        "1280x690+1280+720",
+        "1280x664+0+0",
+        "1280x664+1280+0",
+        "1280x664+0+696",
+        "1280x664+1280+696",
     ]
-    cascade = _places(1366, 768)
-    assert cascade[0] == "1100x720+0+0" and len(set(cascade)) == 4
+    assert _places(1920, 1080)[3] == "960x484+960+516"
+    assert _places(1280, 800) == [
+        "800x540+0+0",
+        "800x540+160+60",
+        "800x540+320+120",
+        "800x540+480+180",
+    ]
+
+
+@pytest.mark.parametrize("screen", [(1280, 800), (1920, 1080), (1366, 768)])
+def test_every_demo_window_is_in_view_on_common_screens(screen: tuple[int, int]) -> None:
+    """On a screen of that size (its own Xvfb, no window manager): all four windows lie
+    inside the screen, leaving room for title bars and panels, and none hides another's
+    top-left corner, where its title and header are."""
+    from mailslot.gui.demo import PANELS, TITLE_BAR
+
+    width, height = screen
+    with xvfb(f"{width}x{height}x24") as display:
+        shown = subprocess.run(
+            [sys.executable, "-m", "tests.gui.demo_boxes"],
+            env={**os.environ, "DISPLAY": display},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert shown.returncode == 0, shown.stderr
+    boxes = json.loads(shown.stdout)
+    for x, y, w, h in boxes:
+        assert x >= 0 and y >= 0 and w >= 700 and h >= 470, boxes
+        assert x + w <= width and y + h + TITLE_BAR <= height - PANELS, boxes
+    for below, (x, y, _w, _h) in enumerate(boxes):
+        for ox, oy, ow, oh in boxes[below + 1 :]:  # the windows above it
+            assert not (ox <= x + 8 < ox + ow and oy <= y + 8 < oy + oh), boxes
