@@ -191,7 +191,8 @@ class ComposeView(ttk.Frame):
                     self.to_var.set(name)  # no longer on the list: said so, Send disabled
                 else:
                     self._select(name)
-        self.text.focus_set()
+        # After the notebook's own focus handling of a tab change.
+        self.after_idle(self.text.focus_set)
         self.validate()
 
     def selected_names(self) -> list[str]:
