@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import pytest
 
+from mailslot.gui.archive import Archive, archive_path
 from tests.conftest import ServerProcess, connect, run
 
 
@@ -90,6 +91,14 @@ def watching(server: ServerProcess, *args: str, user: str, password: str) -> Ite
         watcher.wait(10)
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where `check` keeps what it fetched: never the real home directory."""
+    data = tmp_path / "client-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    return data
+
+
 @pytest.fixture
 def password_server(server_process: Any) -> ServerProcess:
     process: ServerProcess = server_process("--auth", "password")
@@ -134,6 +143,10 @@ def test_send_and_check_in_all_three_modes(password_server: ServerProcess) -> No
         assert datetime.fromisoformat(message["received_at"]).utcoffset() is not None
     again = mailslot(server, "check", user="bob", password="bob")
     assert again.stdout.strip() == "No messages."
+    # kept where the desktop client shows them under "Earlier messages"
+    kept = Archive(archive_path(server.address, "bob"))
+    assert [m.text for m in kept.load()] == ["to all", "one to many", "one to one"]
+    kept.close()
 
     plain = mailslot(server, "check", user="carol", password="carol")
     assert (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -32,6 +33,8 @@ from mailslot.client import (
     UserOffline,
     UserOnline,
 )
+from mailslot.client.address import format_address
+from mailslot.gui.archive import Archive, archive_path
 
 Action = Callable[[Client, argparse.Namespace], Awaitable[int]]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -91,6 +94,7 @@ def register(subparsers: Subparsers) -> None:
 def _session(args: argparse.Namespace, action: Action) -> int:
     host, port = server_address(args)
     user = username(args)
+    args.address = format_address(host, port)
 
     async def run() -> int:
         client = await Client.connect(host, port, ssl_context=tls_context(args))
@@ -173,6 +177,7 @@ async def _check(client: Client, args: argparse.Namespace) -> int:
     else:
         _print_messages(messages)
     sys.stdout.flush()  # printed before acknowledged: a failed print deletes nothing
+    _keep_locally(args.address, client, messages)
     await client.ack(m.id for m in messages)
     return 0
 
@@ -180,12 +185,12 @@ async def _check(client: Client, args: argparse.Namespace) -> int:
 async def _watch(client: Client, args: argparse.Namespace) -> int:
     print(f"Watching as {client.user}; press Ctrl+C to stop.", file=sys.stderr)
     if args.fetch:
-        await _fetch_and_print(client, args.json)
+        await _fetch_and_print(client, args)
     while True:
         event = await client.next_event()
         if args.fetch and isinstance(event, MailWaiting):
             if event.waiting:
-                await _fetch_and_print(client, args.json)
+                await _fetch_and_print(client, args)
             continue
         if args.json:
             print(json.dumps(_event_json(event)), flush=True)
@@ -195,16 +200,32 @@ async def _watch(client: Client, args: argparse.Namespace) -> int:
             return 1
 
 
-async def _fetch_and_print(client: Client, as_json: bool) -> None:
-    """Print what waits (one JSON object a line with ``as_json``), then acknowledge it."""
+async def _fetch_and_print(client: Client, args: argparse.Namespace) -> None:
+    """Print what waits (one JSON object a line with ``--json``), then acknowledge it."""
     messages = await client.fetch()
-    if as_json:
+    if args.json:
         for message in messages:
             print(json.dumps(_as_json(message), ensure_ascii=False))
     else:
         _print_messages(messages)
     sys.stdout.flush()
+    _keep_locally(args.address, client, messages)
     await client.ack(m.id for m in messages)
+
+
+def _keep_locally(address: str, client: Client, messages: Sequence[Message]) -> None:
+    """Keep fetched messages in the desktop client's archive too, so that its history has
+    everything this user picked up on this computer, whichever way (B5)."""
+    if not messages or client.user is None:
+        return
+    try:
+        archive = Archive(archive_path(address, client.user))
+        try:
+            archive.add(messages)
+        finally:
+            archive.close()
+    except (OSError, sqlite3.Error) as error:
+        print(f"mailslot: warning: not kept on this computer ({error})", file=sys.stderr)
 
 
 def _print_messages(messages: Sequence[Message]) -> None:
