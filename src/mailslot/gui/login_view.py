@@ -184,7 +184,7 @@ class LoginView(ttk.Frame):
         self.repeat_label.grid()
         self.repeat_entry.grid()
         self.connect_button.configure(text="Create")
-        self.password_hint.configure(text="")
+        self.password_hint.grid_remove()  # the sentence below says it all
         self.show_info(
             f"“{user}” is a new name: choose its password. Type it twice; "
             "from now on it protects the name."
@@ -198,7 +198,7 @@ class LoginView(ttk.Frame):
             self.repeat_label.grid_remove()
             self.repeat_entry.grid_remove()
             self.connect_button.configure(text="Connect")
-            self.set_auth(self.auth)
+            self.password_hint.grid()
 
     def clear_passwords(self) -> None:
         self.password_var.set("")
