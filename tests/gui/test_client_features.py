@@ -70,10 +70,15 @@ def test_mail_is_fetched_as_it_arrives_when_asked_to(
     pump_until(root, lambda: "came in by itself" in bob.inbox.content(), what="the new mail")
     assert bob.inbox.waiting == 0 and "Inbox (" not in bob.notebook.tab(bob.inbox, "text")
     assert bob.notebook.select() == str(bob.compose)  # no tab switch while writing
-    leftover = SyncClient.connect("127.0.0.1", srv.port)
-    leftover.login("bob2")
-    assert leftover.users() and bob.state == "online"
-    leftover.close()
+    burst = SyncClient.connect("127.0.0.1", srv.port)  # mail arriving while a check runs
+    burst.login("alice")
+    for n in range(20):
+        burst.send(f"burst {n:02}", to=["bob"])
+    burst.close()
+    pump_until(root, lambda: "burst 19" in bob.inbox.content(), what="the whole burst")
+    pump_until(root, lambda: not bob.inbox.busy, what="the last check to end")
+    assert all(f"burst {n:02}" in bob.inbox.content() for n in range(20))
+    assert srv.snapshot().waiting == 0 and bob.inbox.waiting == 0
 
     settings = Path(os.environ["XDG_CONFIG_HOME"]) / "mailslot" / "client.json"
     pump_until(root, lambda: "bob@" in settings.read_text(), what="the setting to be saved")

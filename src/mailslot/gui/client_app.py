@@ -204,6 +204,7 @@ class ClientApp:
         self._attempt = 0
         self._retry_job: str | None = None
         self._ping_job: str | None = None
+        self._check_again = False
         self.main: ttk.Frame | None = None
 
         theme.apply(window)
@@ -468,7 +469,10 @@ class ClientApp:
                 return
         self._update_badge()
         if self.fetch_on_arrival and self.inbox.waiting:
-            self.check(show=False)
+            if self.inbox.busy:  # the check under way may miss it: check again after
+                self._check_again = True
+            else:
+                self.check(show=False)
 
     def _schedule_ping(self) -> None:
         if self._ping_job is not None:
@@ -601,6 +605,9 @@ class ClientApp:
         self.inbox.set_waiting(0)
         self._update_badge()
         self.inbox.show_new(fut.result())
+        if self._check_again:
+            self._check_again = False
+            self.check(show=False)
 
     def search(self, words: str) -> None:
         mailbox = self.mailbox
