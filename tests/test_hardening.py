@@ -80,9 +80,12 @@ def test_1_invalid_utf8_in_an_ignored_field_is_malformed(server: ServerThread) -
     assert raw.request({"op": "ping", "id": 7})["pong"] is True  # the connection goes on
 
 
-def test_1_a_frame_too_large_after_good_ones_still_answers_them(server: ServerThread) -> None:
+def test_1_a_frame_too_large_after_good_ones_still_answers_them(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(max_frame=1024)
     raw = Raw(server.port)
-    raw.send(b'{"op":"ping","id":1}\n{"op":"ping","id":2}\n' + b"x" * 70_000)
+    raw.send(b'{"op":"ping","id":1}\n{"op":"ping","id":2}\n' + b"x" * 2000)  # one segment
     frames = []
     with contextlib.suppress(ConnectionResetError):
         while line := raw.file.readline():
@@ -211,16 +214,17 @@ def test_4_a_connection_that_never_logs_in_is_closed_at_the_login_deadline(
 
 
 def test_4_idle_time_counts_whole_frames_not_dribbled_bytes(start_server: ServerFactory) -> None:
-    server = start_server(idle_timeout=0.6)
+    server = start_server(idle_timeout=1.5)
     raw = Raw(server.port)
+    raw.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     raw.request({"op": "login", "id": 1, "user": "dribbler"})
     received = b""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 8
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         while b"idle" not in received and time.monotonic() < deadline:
-            raw.sock.send(b" ")  # one byte of a frame that never ends, every 50 ms
-            time.sleep(0.05)
-            with contextlib.suppress(BlockingIOError):
+            raw.sock.send(b" ")  # one byte of a frame that never ends, every 100 ms
+            time.sleep(0.1)
+            with contextlib.suppress(BlockingIOError, TimeoutError):
                 received += raw.sock.recv(4096, socket.MSG_DONTWAIT)
     assert b'"reason":"idle"' in received
 
@@ -417,3 +421,68 @@ def test_rate_limited_carries_retry_after(alice_protected: ServerThread) -> None
         await client.close()
 
     run(scenario())
+
+
+# -- defect 7: look-alike names -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("owner", "impostor", "code"),
+    [
+        ("alice", "\u0430lice", "invalid_username"),  # Cyrillic а among Latin: mixed scripts
+        ("alice", "al\u0456c\u0435", "invalid_username"),
+        ("alice", "aIice", "confusable_username"),  # capital I for l
+        ("Alice", "AIice", "confusable_username"),
+        ("ape", "\u0430\u0440\u0435", "confusable_username"),  # all Cyrillic, looks like ape
+        ("bob", "\u0412\u041e\u0412", "confusable_username"),
+    ],
+)
+def test_7_a_name_that_looks_like_an_existing_one_is_refused(
+    server: ServerThread, owner: str, impostor: str, code: str
+) -> None:
+    Raw(server.port).request({"op": "login", "id": 1, "user": owner})
+    reply = Raw(server.port).request({"op": "login", "id": 2, "user": impostor})
+    assert reply["error"] == code, reply
+    if code == "confusable_username":
+        assert reply["like"] == owner and "looks too much like" in reply["message"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["b\u03bfb", "alice\u3164", "alice\uffa0", "p\u0430ypal", "zero\u200bwidth"],
+)
+def test_7_mixed_scripts_and_invisible_characters_are_refused(
+    server: ServerThread, name: str
+) -> None:
+    reply = Raw(server.port).request({"op": "login", "id": 1, "user": name})
+    assert reply["error"] == "invalid_username", reply
+
+
+def test_7_mail_to_a_look_alike_does_not_reach_an_impostor(server: ServerThread) -> None:
+    async def scenario() -> None:
+        alice = await Client.connect("127.0.0.1", server.port)
+        await alice.login("alice")
+        bob = await Client.connect("127.0.0.1", server.port)
+        await bob.login("bob")
+        with pytest.raises(Exception, match="unknown user"):
+            await bob.send("for alice", to=["\u0430lice"])
+        await alice.close()
+        await bob.close()
+
+    run(scenario())
+
+
+def test_7_two_look_alikes_racing_to_be_created_let_one_in(start_server: ServerFactory) -> None:
+    server = start_server("password")
+    for attempt in range(5):
+        names = [f"mary{attempt}", f"rnary{attempt}", f"MARY{attempt}", f"mаrу{attempt}"]
+        peers = [Raw(server.port) for _ in names]
+        for peer, name in zip(peers, names, strict=True):
+            peer.send(lines({"op": "login", "id": 1, "user": name, "password": "pw"}))
+        replies = [peer.read_reply() for peer in peers]
+        created = [r for r in replies if r["ok"]]
+        refused = {r.get("error") for r in replies if not r["ok"]}
+        assert len(created) == 1, replies
+        assert refused <= {"confusable_username", "invalid_username", "username_in_use"}
+        for peer in peers:
+            hang_up(peer)

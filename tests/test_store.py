@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
-from mailslot.store import NewMessage, SQLiteStore
-from mailslot.store.sqlite import StoreError
+from mailslot.store import (
+    Batch,
+    NewMessage,
+    SQLiteStore,
+    StorageFull,
+    StoreError,
+    StoreUnavailable,
+    UserRecord,
+)
 from tests.conftest import run
 
 
@@ -21,6 +30,14 @@ async def send_one(store: SQLiteStore, sender: str, to: list[int], text: str, at
 def _count(path: Path, table: str) -> int:
     with sqlite3.connect(path) as db:
         return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+async def _make_store_with_mail(path: Path) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    bob = await store.create_user("bob", "bob", None, 0)
+    await store.enqueue([NewMessage("a", [bob.id], "x" * 900, i) for i in range(200)])
+    await store.close()
 
 
 def test_users_and_queues_survive_reopening(tmp_path: Path) -> None:
@@ -121,19 +138,194 @@ def test_concurrent_sends_share_commits(tmp_path: Path) -> None:
     assert _count(path, "queue") == 500
 
 
-def test_a_failing_job_does_not_spoil_the_batch(tmp_path: Path) -> None:
+class HeldStore:
+    """Keeps the store's database thread busy until release(), so that every job
+    submitted meanwhile is waiting when it looks for work: they go in one batch."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.gate = threading.Event()
+        self.running = threading.Event()
+        self.busy = store._call(self._hold)
+
+    def _hold(self, db: sqlite3.Connection) -> None:
+        self.running.set()
+        self.gate.wait(30)
+
+    @classmethod
+    async def hold(cls, store: SQLiteStore) -> HeldStore:
+        held = cls(store)
+        await asyncio.get_running_loop().run_in_executor(None, held.running.wait, 30)
+        return held
+
+    async def release(self) -> None:
+        await asyncio.sleep(0)  # tasks started meanwhile hand over their jobs first
+        self.gate.set()
+        await self.busy
+
+
+def test_a_failing_job_fails_alone_in_a_shared_commit(tmp_path: Path) -> None:
+    """A check with an id past SQLite's integers, a duplicate user and good jobs, all in
+    one batch: the bad ones fail, the others commit."""
+    path = tmp_path / "m.sqlite3"
+
+    async def scenario() -> None:
+        store = SQLiteStore(path)
+        await store.open()
+        bob = await store.create_user("bob", "bob", None, 0)
+        commits = store.commits
+        held = await HeldStore.hold(store)
+        outcomes = asyncio.gather(
+            store.fetch(bob.id, 10, after=2**63),  # overflows SQLite's INTEGER
+            store.create_user("bob", "bob", None, 1),  # duplicate key
+            store.create_user("carol", "carol", None, 2),
+            store.enqueue([NewMessage("carol", [bob.id], "hello", 3)]),
+            store.fetch(bob.id, 10),
+            return_exceptions=True,
+        )
+        await held.release()
+        overflow, duplicate, carol, sent, fetched = await outcomes
+        assert store.commits == commits + 2  # the held job's, then one for the five
+        assert isinstance(overflow, StoreError) and isinstance(duplicate, StoreError)
+        assert not isinstance(overflow, StorageFull | StoreUnavailable)
+        assert isinstance(carol, UserRecord) and carol.key == "carol"
+        assert isinstance(sent, list) and isinstance(fetched, Batch)
+        assert [m.id for m in fetched.messages] == sent
+        await store.close()
+
+    run(scenario())
+    assert _count(path, "users") == 2
+    assert _count(path, "queue") == 1
+
+
+def test_a_burst_of_broadcasts_does_not_hold_up_another_user(tmp_path: Path) -> None:
+    """One user's 20 broadcasts to 1,000 users (20,000 queue rows) are handed over
+    before another user's single send; that send still completes before most of them."""
+
     async def scenario() -> None:
         store = SQLiteStore(tmp_path / "m.sqlite3")
         await store.open()
-        await store.create_user("bob", "bob", None, 0)
-        outcomes = await asyncio.gather(
-            store.create_user("bob", "bob", None, 1),  # duplicate key
-            store.create_user("carol", "carol", None, 2),
-            return_exceptions=True,
+        users = await asyncio.gather(
+            *(store.create_user(f"u{i}", f"u{i}", None, i) for i in range(1_000))
         )
-        assert isinstance(outcomes[0], StoreError)
-        assert [u.key for u in await store.load_users()] == ["bob", "carol"]
+        everyone = [user.id for user in users]
+        finished: list[str] = []
+
+        def note(name: str, future: asyncio.Future[list[int]]) -> None:
+            future.add_done_callback(lambda _: finished.append(name))
+
+        held = await HeldStore.hold(store)
+        burst = [store.enqueue([NewMessage("u0", everyone, "to all", 1)]) for _ in range(20)]
+        for number, future in enumerate(burst):
+            note(f"burst {number}", future)
+        bystander = store.enqueue([NewMessage("u1", [everyone[2]], "hi", 2)])
+        note("bystander", bystander)
+        await held.release()
+        await asyncio.gather(bystander, *burst)
+        assert finished.index("bystander") < finished.index("burst 5")
+        # and the burst kept its order
+        assert [name for name in finished if name != "bystander"] == [
+            f"burst {number}" for number in range(20)
+        ]
         await store.close()
+
+    run(scenario())
+
+
+def test_a_users_own_operations_keep_their_order(tmp_path: Path) -> None:
+    """A send to oneself, then a check, then an ack, handed over together behind
+    another user's burst: each sees the one before, whatever the fair sharing does."""
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "m.sqlite3")
+        await store.open()
+        users = await asyncio.gather(
+            *(store.create_user(f"u{i}", f"u{i}", None, i) for i in range(1_000))
+        )
+        alice = users[1]
+        (earlier,) = await store.enqueue([NewMessage("u2", [alice.id], "earlier", 1)])
+        held = await HeldStore.hold(store)
+        others = [user.id for user in users if user is not alice]
+        burst = [store.enqueue([NewMessage("u0", others, "to all", 1)]) for _ in range(10)]
+        sent = [
+            store.enqueue([NewMessage(alice.name, [alice.id], f"note {number}", 2)])
+            for number in range(5)
+        ]
+        before_ack = store.fetch(alice.id, 100)
+        acked = store.ack(alice.id, [earlier])
+        after_ack = store.fetch(alice.id, 100)
+        await held.release()
+        notes = {message_id for (message_id,) in await asyncio.gather(*sent)}
+        assert {m.id for m in (await before_ack).messages} == notes | {earlier}
+        assert await acked == 1
+        assert {m.id for m in (await after_ack).messages} == notes
+        await asyncio.gather(*burst)
+        await store.close()
+
+    run(scenario())
+
+
+def test_many_small_sends_from_many_users_share_a_commit(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "m.sqlite3")
+        await store.open()
+        users = await asyncio.gather(
+            *(store.create_user(f"u{i}", f"u{i}", None, i) for i in range(300))
+        )
+        commits = store.commits
+        held = await HeldStore.hold(store)
+        sends = [store.enqueue([NewMessage(user.name, [users[0].id], "hi", 1)]) for user in users]
+        await held.release()
+        await asyncio.gather(*sends)
+        assert store.commits == commits + 2
+        await store.close()
+
+    run(scenario())
+
+
+def test_damage_found_after_start_is_unavailable_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pages damaged behind the server's back: the user whose queue is hit gets
+    StoreUnavailable with a sentence and the log an ERROR line; other users go on."""
+    path = tmp_path / "m.sqlite3"
+
+    run(_make_store_with_mail(path))
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+    with path.open("r+b") as data:  # a leaf of bob's queue, in the middle of the file
+        data.seek(page_size * (pages // 2))
+        data.write(b"\xff" * page_size)
+
+    async def use() -> None:
+        store = SQLiteStore(path, check_integrity=False)
+        await store.open()
+        (bob,) = await store.load_users()
+        held = await HeldStore.hold(store)
+        damaged = store.fetch(bob.id, 200)
+        carol = store.create_user("carol", "c", None, 1)
+        await held.release()
+        with pytest.raises(StoreUnavailable, match="damaged"):
+            await damaged
+        assert (await carol).key == "carol"
+        await store.close()
+
+    with caplog.at_level(logging.ERROR, logger="mailslot.store.sqlite"):
+        run(use())
+    assert any("damaged" in record.getMessage() for record in caplog.records)
+
+
+def test_a_damaged_database_is_refused_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite3"
+    run(_make_store_with_mail(path))
+    with path.open("r+b") as data:
+        data.seek(4096 * 2)
+        data.write(b"\x00\x13" * 2048)
+
+    async def scenario() -> None:
+        with pytest.raises(StoreError, match=f"the database {path} is damaged"):
+            await SQLiteStore(path).open()
 
     run(scenario())
 

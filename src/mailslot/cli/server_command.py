@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mailslot.cli.common import UsageError, no_desktop
 from mailslot.server import DEFAULT_PORT, Limits, MailslotServer, ServerConfig, default_data_dir
+from mailslot.server.config import StartupError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,8 +102,8 @@ async def serve_headless(config: ServerConfig) -> int:
     server = MailslotServer(config)
     try:
         await server.start()
-    except OSError as error:
-        print(f"cannot listen on {config.host}:{config.port}: {error.strerror}", file=sys.stderr)
+    except StartupError as error:
+        print(f"mailslot: {error}", file=sys.stderr)
         return 1
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -29,7 +29,13 @@ from mailslot.protocol.frames import (
     Users,
     decode_request,
 )
-from mailslot.protocol.names import MAX_NAME_LENGTH, InvalidName, display_name, name_key
+from mailslot.protocol.names import (
+    MAX_NAME_LENGTH,
+    InvalidName,
+    confusable_keys,
+    display_name,
+    name_key,
+)
 
 __all__ = [
     "CLIENT_MAX_FRAME",
@@ -54,6 +60,7 @@ __all__ = [
     "Request",
     "Send",
     "Users",
+    "confusable_keys",
     "decode_frame",
     "decode_request",
     "display_name",

@@ -45,8 +45,12 @@ async def authenticate(
         else:
             password_hash = await _hash(password)
     if state is None:
-        _admit_new_name(server, source)
-        record = await server.store.create_user(key, name, password_hash, now_micros())
+        _admit_new_name(server, name, key, source)
+        server.directory.reserve(name, key)
+        try:
+            record = await server.store.create_user(key, name, password_hash, now_micros())
+        finally:
+            server.directory.release(name, key)
         return server.user_created(record), True
     if password_hash is not None:
         await server.store.set_password(state.record.id, password_hash)
@@ -100,7 +104,14 @@ async def _hash(password: str) -> str:
     return await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
 
 
-def _admit_new_name(server: MailslotServer, source: str) -> None:
+def _admit_new_name(server: MailslotServer, name: str, key: str, source: str) -> None:
+    other = server.directory.look_alike(name, key)
+    if other is not None:
+        raise Refusal(
+            ErrorCode.CONFUSABLE_USERNAME,
+            f"{name!r} looks too much like the existing user {other!r}; choose another name",
+            like=other,
+        )
     retry = server.new_user_buckets.take(source)
     if retry:
         raise Refusal(

@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 
 from mailslot import __version__
 from mailslot.protocol import CloseReason, ErrorCode, encode
-from mailslot.server.config import ServerConfig
+from mailslot.server.config import ServerConfig, StartupError
+from mailslot.server.datadir import DataDir
 from mailslot.server.directory import Directory, UserState
 from mailslot.server.events import EventFeed
 from mailslot.server.refusal import error_frame
 from mailslot.server.session import Session
 from mailslot.server.throttle import FailureWindow, RepeatLog, SourceBuckets, source_of
-from mailslot.store import SQLiteStore, Store, UserRecord
+from mailslot.store import SQLiteStore, Store, StoreError, UserRecord
 
 log = logging.getLogger("mailslot.server")
 
@@ -50,7 +51,19 @@ class ServerSnapshot:
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as error:
+        if error.reason == "KEY_VALUES_MISMATCH":
+            raise StartupError(f"the TLS key {key} does not match the certificate {cert}") from None
+        raise StartupError(
+            f"cannot load the TLS certificate {cert} and key {key}: they must be PEM files"
+            f" ({error.reason or error})"
+        ) from None
+    except OSError as error:
+        raise StartupError(
+            f"cannot read the TLS certificate {cert} or key {key}: {error.strerror}"
+        ) from None
     return context
 
 
@@ -82,6 +95,7 @@ class MailslotServer:
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._tls: ssl.SSLContext | None = None
+        self._data_dir = DataDir(config.data_dir, config.database)
 
     @property
     def address(self) -> str:
@@ -90,22 +104,18 @@ class MailslotServer:
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
+        """Raises StartupError, with one sentence for the operator, if it cannot serve."""
         _raise_open_file_limit()
-        await self.store.open()
-        waiting = await self.store.waiting_counts()
-        for record in await self.store.load_users():
-            self.directory.add(record, waiting.get(record.id, 0))
         if self.config.tls_cert and self.config.tls_key:
             self._tls = tls_context(str(self.config.tls_cert), str(self.config.tls_key))
-        # TLS is started per connection rather than by the listener, so that a failed
-        # handshake is seen (and logged) instead of vanishing inside asyncio.
-        self._listener = await asyncio.start_server(
-            self._accept,
-            self.config.host,
-            self.config.port,
-            limit=self.config.limits.max_frame,
-            backlog=1024,
-        )
+        self._data_dir = DataDir(self.config.data_dir, self.config.database).open()
+        try:
+            await self._load()
+            self._listener = await self._listen()
+        except BaseException:
+            await self.store.close()
+            self._data_dir.close()
+            raise
         self.port = self._listener.sockets[0].getsockname()[1]
         self.started_at = datetime.now(UTC)
         self._sweeper = asyncio.create_task(self._sweep_idle())
@@ -129,6 +139,30 @@ class MailslotServer:
             )
         self.events.publish("listening", detail=self.address)
 
+    async def _load(self) -> None:
+        try:
+            await self.store.open()
+            self._data_dir.mark_initialised()
+            waiting = await self.store.waiting_counts()
+            for record in await self.store.load_users():
+                self.directory.add(record, waiting.get(record.id, 0))
+        except StoreError as error:
+            raise StartupError(str(error)) from None
+
+    async def _listen(self) -> asyncio.Server:
+        # TLS is started per connection rather than by the listener, so that a failed
+        # handshake is seen (and logged) instead of vanishing inside asyncio.
+        try:
+            return await asyncio.start_server(
+                self._accept,
+                self.config.host,
+                self.config.port,
+                limit=self.config.limits.max_frame,
+                backlog=1024,
+            )
+        except OSError as error:
+            raise StartupError(f"cannot listen on {self.address}: {error.strerror}") from None
+
     async def serve_forever(self) -> None:
         await self._stopped.wait()
 
@@ -146,6 +180,7 @@ class MailslotServer:
             for task in unfinished:
                 task.cancel()
         await self.store.close()
+        self._data_dir.close()
         log.info("stopped; %d users known", len(self.directory))
         self.events.publish("stopped")
         self._stopped.set()

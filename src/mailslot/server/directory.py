@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from mailslot.protocol import InvalidName, confusable_keys
 from mailslot.store import UserRecord
 
 if TYPE_CHECKING:
@@ -37,13 +38,46 @@ class UserState:
 class Directory:
     def __init__(self) -> None:
         self.by_key: dict[str, UserState] = {}
+        # UTS #39 skeletons of every name, and of names being created right now, to the
+        # key of the user who has it: a new name must not look like anyone else's (B13).
+        self._looks: dict[str, str] = {}
         self._sorted: list[UserState] | None = None
 
     def add(self, record: UserRecord, waiting: int = 0) -> UserState:
         state = UserState(record, waiting)
         self.by_key[record.key] = state
+        self._reserve(record.name, record.key)
         self._sorted = None
         return state
+
+    def look_alike(self, name: str, key: str) -> str | None:
+        """The name of another user (or one being created) that `name` looks like."""
+        for skeleton in confusable_keys(name):
+            owner = self._looks.get(skeleton)
+            if owner is not None and owner != key:
+                state = self.by_key.get(owner)
+                return state.name if state is not None else owner
+        return None
+
+    def reserve(self, name: str, key: str) -> None:
+        """Hold `name`'s looks while it is being created, so that two look-alikes racing
+        to be created cannot both succeed; `add` or `release` ends the hold."""
+        self._reserve(name, key)
+
+    def release(self, name: str, key: str) -> None:
+        if key in self.by_key:
+            return
+        for skeleton in confusable_keys(name):
+            if self._looks.get(skeleton) == key:
+                del self._looks[skeleton]
+
+    def _reserve(self, name: str, key: str) -> None:
+        try:
+            skeletons = confusable_keys(name)
+        except InvalidName:  # a name stored under older rules: it keeps its key only
+            return
+        for skeleton in skeletons:
+            self._looks.setdefault(skeleton, key)
 
     def __len__(self) -> int:
         return len(self.by_key)

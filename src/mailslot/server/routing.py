@@ -11,6 +11,8 @@ def recipients(directory: Directory, me: UserState, request: Send, limit: int) -
     """The users a send reaches, each once; Refusal when any name is unknown or the
     request names too few or too many."""
     if request.mode == "all":
+        if request.to:
+            raise Refusal(ErrorCode.MALFORMED, "mode 'all' sends to everyone: leave out 'to'")
         everyone = [state for state in directory.by_key.values() if state is not me]
         if not everyone:
             raise Refusal(ErrorCode.NO_RECIPIENTS, "nobody else has used this server yet")

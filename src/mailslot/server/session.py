@@ -376,8 +376,10 @@ class Session:
         if self.user is not None:
             raise Refusal(ErrorCode.ALREADY_LOGGED_IN, f"already logged in as {self.user.name!r}")
         try:
-            name = display_name(request.user)
             key = name_key(request.user)
+            known = server.directory.by_key.get(key)
+            # New names meet today's rules; a name stored under older ones keeps working.
+            name = known.name if known is not None else display_name(request.user)
         except InvalidName as error:
             self._rejected(ErrorCode.INVALID_USERNAME, request.user)
             raise Refusal(ErrorCode.INVALID_USERNAME, str(error)) from None

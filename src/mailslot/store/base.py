@@ -38,25 +38,39 @@ class Batch:
 
 
 class StoreError(Exception):
-    """The database refused an operation; the operation had no effect."""
+    """The database refused an operation; the operation had no effect, and no other
+    operation failed with it. str() is a sentence that may be shown to a user."""
 
 
 class StorageFull(StoreError):
-    """The disk holding the data is full (or below the free-space floor kept for
-    checks and acks); the operation had no effect."""
+    """The disk holding the data is full, or below the free-space floor the store
+    keeps: new messages and new users are refused, while checks and acks (which free
+    space) go on. It passes once space is freed; retrying later is right."""
 
 
 class StoreUnavailable(StoreError):
-    """The database cannot be reached or written right now (I/O error, read-only,
-    locked, connection lost); the operation had no effect."""
+    """The database cannot be read or written right now (I/O error, read-only file
+    system, locked by another process, closed) or is damaged where this operation
+    looked. It needs the operator; the store logs an ERROR line for it."""
 
 
 class Store(Protocol):
     """Users, credentials and persistent per-user queues.
 
-    Every write is durable when its coroutine returns: callers acknowledge
-    to clients only after that. Implementations may group concurrent writes
-    into one commit.
+    The contract every implementation keeps (tests/test_store*.py check it):
+
+    - Durable when the awaitable resolves: a write's result is returned only after
+      the commit holding it reached the disk (fsync). Callers acknowledge to
+      clients only then. Concurrent writes may share one commit.
+    - A failing operation has no effect and fails alone: it raises a StoreError
+      (StorageFull and StoreUnavailable say why), and the operations that shared
+      its commit are not affected.
+    - Message ids increase in the order messages are stored and are never reused,
+      not even after their messages were acknowledged and deleted, nor across
+      restarts: clients de-duplicate by id.
+    - One user's operations (its sends, checks and acks) take effect in the order
+      they were handed over; operations of different users may be reordered for
+      fairness, so that one user's burst does not hold up the others.
     """
 
     async def open(self) -> None: ...

@@ -1,34 +1,66 @@
 """The embedded store: one SQLite file, one writer thread, group commit.
 
 Every operation becomes a job for a dedicated database thread. The thread
-takes all jobs waiting at that moment (consecutive sends together, with
-executemany; jobs that may fail alone, such as a new user, in a savepoint),
-commits the lot with one fsync (WAL, synchronous=FULL) and only then
-resolves the callers' futures. Concurrent senders therefore share commits,
-and nothing is acknowledged before it is on disk.
+takes the jobs waiting at that moment, commits them together with one fsync
+(WAL, synchronous=FULL) and only then resolves the callers' futures, so
+concurrent senders share commits and nothing is acknowledged before it is on
+disk.
+
+Fair sharing: waiting jobs are kept in one FIFO per owner (the user a send
+comes from, or a check or ack is for; everything else shares one owner), and a
+batch takes one job from each owner in turn until it holds about
+ROWS_PER_COMMIT queue rows. One user's burst of broadcasts therefore delays
+another user's send by at most about one such batch.
+
+Failing alone: a batch first runs optimistically, all jobs in one transaction
+(consecutive sends written together with executemany). If any job fails, the
+batch is rolled back and run again with each job in its own savepoint, so only
+the jobs that fail get an error.
+
+Headroom: below a free-space floor on the data file's file system, new sends
+and new users are refused with StorageFull, while checks and acks, which free
+space, still run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import logging
+import math
+import os
 import queue
 import sqlite3
 import threading
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mailslot.store.base import Batch, NewMessage, StoredMessage, StoreError, UserRecord
+from mailslot.store.base import (
+    Batch,
+    NewMessage,
+    StorageFull,
+    StoredMessage,
+    StoreError,
+    StoreUnavailable,
+    UserRecord,
+)
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MAX_JOBS_PER_COMMIT = 5_000
+ROWS_PER_COMMIT = 4_096  # queue rows written or deleted per commit, unless one job has more
 CACHE_KIB = 64 * 1024
 CHECKPOINT_PAGES = 16_384  # 64 MiB of WAL at the default page size
+WAL_TRUNCATE_INTERVAL = 0.5  # seconds: near the free-space floor, give back WAL space this often
+MAX_FREE_SPACE_FLOOR = 2 * CHECKPOINT_PAGES * 4096
+MIN_FREE_SPACE_FLOOR = 256 * 1024
 
 # A message with one recipient lives in its queue row alone: one b-tree insert to
 # store it, one delete to remove it, and a user's queue stays together on a few
@@ -65,15 +97,26 @@ INSERT INTO counters VALUES ('last_message_id', 0);
 """
 
 T = TypeVar("T")
+_Owner = str | int
+_SHARED: _Owner = ""  # the owner of jobs that belong to no user
+
+
+def default_free_space_floor(file_system_bytes: int) -> int:
+    """5% of the file system, but at least 256 KiB (room for acks on a tiny disk)
+    and at most 128 MiB (room for a full WAL's checkpoint and for acks on a big one)."""
+    return min(MAX_FREE_SPACE_FLOOR, max(MIN_FREE_SPACE_FLOOR, file_system_bytes // 20))
 
 
 @dataclass(slots=True)
 class _Call:
-    """Any operation; `isolated` ones run in a savepoint so their failure spoils no other."""
+    """Any operation but a send. `user_id`: whose it is, for fair sharing; `grows`:
+    refused when the disk is nearly full."""
 
     run: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
-    isolated: bool = False
+    user_id: int | None = None
+    rows: int = 1
+    grows: bool = False
 
 
 @dataclass(slots=True)
@@ -82,30 +125,64 @@ class _Enqueue:
 
     messages: Sequence[NewMessage]
     future: asyncio.Future[Any]
+    rows: int = 0
+    grows: bool = True
 
 
 _Job = _Call | _Enqueue
 _Outcome = tuple[asyncio.Future[Any], bool, Any]
 
 
+class _DiskFull(Exception):
+    """A batch failed for want of disk space."""
+
+    def __init__(self, failure: StorageFull) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+
+class _JobFailed(Exception):
+    """A job failed in a way that spoils the transaction: in an optimistic batch,
+    any failure (run the jobs again, each alone); alone, damage (`job`, which failed
+    with `outcome`: run the others again without it)."""
+
+    def __init__(self, job: _Job | None = None, outcome: _Outcome | None = None) -> None:
+        super().__init__()
+        self.job = job
+        self.outcome = outcome
+
+
 class SQLiteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        free_space_floor: int | None = None,
+        check_integrity: bool = True,
+    ) -> None:
+        """`free_space_floor`: bytes kept free on the data file's file system (None:
+        default_free_space_floor); `check_integrity`: run PRAGMA quick_check at open."""
         self.path = path
+        self.free_space_floor = free_space_floor
+        self.check_integrity = check_integrity
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
-        self._open_error: BaseException | None = None
+        self._open_error: StoreError | None = None
+        self._names: dict[int, str] = {}  # user id -> name, so all of a user's jobs share an owner
+        self._wal_truncated_at = -math.inf
+        self._low_on_space = False
         self.commits = 0  # for tests and metrics: how many transactions reached disk
 
     # -- lifecycle ---------------------------------------------------------
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._run, name="mailslot-sqlite", daemon=True)
         self._thread.start()
         await asyncio.get_running_loop().run_in_executor(None, self._ready.wait)
         if self._open_error is not None:
-            raise StoreError(f"cannot open {self.path}: {self._open_error}")
+            self._thread = None
+            raise self._open_error
 
     async def close(self) -> None:
         if self._thread is None:
@@ -121,16 +198,18 @@ class SQLiteStore:
             rows = db.execute(
                 "SELECT id, key, name, password_hash, created_at FROM users ORDER BY id"
             )
-            return [UserRecord(*row) for row in rows]
+            users = [UserRecord(*row) for row in rows]
+            self._names.update((user.id, user.name) for user in users)
+            return users
 
-        return await self._submit(load)
+        return await self._call(load)
 
     async def waiting_counts(self) -> dict[int, int]:
         def count(db: sqlite3.Connection) -> dict[int, int]:
             rows = db.execute("SELECT user_id, count(*) FROM queue GROUP BY user_id")
             return dict(rows.fetchall())
 
-        return await self._submit(count)
+        return await self._call(count)
 
     async def create_user(
         self, key: str, name: str, password_hash: str | None, at: int
@@ -141,19 +220,20 @@ class SQLiteStore:
                 (key, name, password_hash, at),
             )
             assert cursor.lastrowid is not None
+            self._names[cursor.lastrowid] = name
             return UserRecord(cursor.lastrowid, key, name, password_hash, at)
 
-        return await self._submit(create, isolated=True)
+        return await self._call(create, grows=True)
 
     async def set_password(self, user_id: int, password_hash: str) -> None:
         def update(db: sqlite3.Connection) -> None:
             db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
 
-        await self._submit(update, isolated=True)
+        await self._call(update, user_id)
 
     def enqueue(self, messages: Sequence[NewMessage]) -> asyncio.Future[list[int]]:
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._put(_Enqueue(messages, future))
+        self._submit(_Enqueue(messages, future))
         return future
 
     def fetch(self, user_id: int, limit: int, after: int = 0) -> asyncio.Future[Batch]:
@@ -168,7 +248,7 @@ class SQLiteStore:
             messages = [StoredMessage(*row) for row in rows[:limit]]
             return Batch(messages, more=len(rows) > limit)
 
-        return self._submit(select)
+        return self._call(select, user_id)
 
     def ack(self, user_id: int, message_ids: Sequence[int]) -> asyncio.Future[int]:
         def delete(db: sqlite3.Connection) -> int:
@@ -185,152 +265,402 @@ class SQLiteStore:
                 db.executemany("DELETE FROM messages WHERE id = ? AND refs <= 0", shared)
             return len(deleted)
 
-        return self._submit(delete)
+        return self._call(delete, user_id, rows=max(1, len(message_ids)))
 
-    # -- the database thread -------------------------------------------------
+    # -- handing jobs to the database thread ---------------------------------
 
-    def _submit(
-        self, run: Callable[[sqlite3.Connection], T], *, isolated: bool = False
+    def _call(
+        self,
+        run: Callable[[sqlite3.Connection], T],
+        user_id: int | None = None,
+        *,
+        rows: int = 1,
+        grows: bool = False,
     ) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._put(_Call(run, future, isolated))
+        self._submit(_Call(run, future, user_id, rows, grows))
         return future
 
-    def _put(self, job: _Job) -> None:
+    def _submit(self, job: _Job) -> None:
         if self._thread is None:
-            job.future.set_exception(StoreError("the store is closed"))
+            job.future.set_exception(StoreUnavailable("the store is closed"))
         else:
             self._jobs.put(job)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")
-        db.execute("PRAGMA foreign_keys = OFF")
-        # Sends land on random users' pages: keep the hot pages in memory, and let the
-        # WAL grow before copying it back, so a page written by many commits is
-        # checkpointed once.
-        db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        elif version != SCHEMA_VERSION:
-            raise StoreError(
-                f"the data file has schema version {version}; this Mailslot knows {SCHEMA_VERSION}"
-            )
-        return db
+    # -- the database thread -------------------------------------------------
 
     def _run(self) -> None:
         try:
             db = self._connect()
         except Exception as error:  # reported to open()
-            self._open_error = error
+            self._open_error = _open_failure(self.path, error)
             self._ready.set()
             return
         self._ready.set()
+        waiting: OrderedDict[_Owner, deque[_Job]] = OrderedDict()  # who is served first
+        stopping = False
         try:
-            while True:
-                first = self._jobs.get()
-                if first is None:
-                    break
-                batch = [first]
-                stop = False
-                while len(batch) < MAX_JOBS_PER_COMMIT:
-                    try:
-                        job = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is None:
-                        stop = True
-                        break
-                    batch.append(job)
-                self._run_batch(db, batch)
-                if stop:
-                    break
+            while not (stopping and not waiting):
+                stopping = self._take_new_jobs(waiting, block=not waiting) or stopping
+                if waiting:
+                    self._run_batch(db, self._next_batch(waiting))
         finally:
             db.close()
 
+    def _take_new_jobs(self, waiting: OrderedDict[_Owner, deque[_Job]], *, block: bool) -> bool:
+        """Sort the jobs handed over into their owners' FIFOs; True once close() was called."""
+        try:
+            job = self._jobs.get() if block else self._jobs.get_nowait()
+            while True:
+                if job is None:
+                    return True
+                if isinstance(job, _Enqueue):
+                    job.rows = sum(len(message.recipient_ids) for message in job.messages)
+                    owner: _Owner = job.messages[0].sender if job.messages else _SHARED
+                elif job.user_id is None:
+                    owner = _SHARED
+                else:
+                    owner = self._names.get(job.user_id, job.user_id)
+                jobs = waiting.get(owner)
+                if jobs is None:
+                    waiting[owner] = deque([job])
+                else:
+                    jobs.append(job)
+                job = self._jobs.get_nowait()
+        except queue.Empty:
+            return False
+
+    @staticmethod
+    def _next_batch(waiting: OrderedDict[_Owner, deque[_Job]]) -> list[_Job]:
+        """One job from each owner in turn, while the batch has room for the next one.
+        An owner served goes to the back of the line; one whose next job did not fit
+        keeps its place, so it is served first in the next batch."""
+        batch: list[_Job] = []
+        rows = 0
+        candidates = list(waiting)
+        while candidates:
+            next_round = []
+            for owner in candidates:
+                jobs = waiting[owner]
+                if batch and rows + jobs[0].rows > ROWS_PER_COMMIT:
+                    continue
+                job = jobs.popleft()
+                batch.append(job)
+                rows += job.rows
+                if jobs:
+                    waiting.move_to_end(owner)
+                    next_round.append(owner)
+                else:
+                    del waiting[owner]
+                if len(batch) >= MAX_JOBS_PER_COMMIT:
+                    return batch
+            candidates = next_round
+        return batch
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # SQLite creates a database 0644 and gives its -wal and -shm files the
+        # database's mode: create it private, whatever the umask.
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = OFF")
+            # Sends land on random users' pages: keep the hot pages in memory, and let the
+            # WAL grow before copying it back, so a page written by many commits is
+            # checkpointed once. But new pages take space twice until checkpointed (in
+            # the WAL, then in the database): keep the WAL within half the default floor,
+            # so a checkpoint always fits in the headroom.
+            stat = os.statvfs(self.path)
+            default_floor = default_free_space_floor(stat.f_blocks * stat.f_frsize)
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
+            checkpoint_pages = min(CHECKPOINT_PAGES, max(1, default_floor // 2 // page_size))
+            db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            db.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages}")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                db.executescript(
+                    f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                )
+            elif version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"the database {self.path} has schema version {version};"
+                    f" this Mailslot knows {SCHEMA_VERSION}"
+                )
+            elif self.check_integrity:
+                self._check_integrity(db)
+            if self.free_space_floor is None:
+                self.free_space_floor = default_floor
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _check_integrity(self, db: sqlite3.Connection) -> None:
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise StoreError(
+                f"the database {self.path} is damaged ({problems[0]});"
+                " restore it from a backup before starting the server"
+            )
+
+    # -- running a batch -------------------------------------------------------
+
     def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[_Outcome] = []
+        if self._is_low_on_space(db):
+            full = StorageFull(
+                "the server's disk is nearly full; new messages and users are refused"
+                " until space is freed (checks and acks still work)"
+            )
+            outcomes += [(job.future, False, full) for job in batch if job.grows]
+            batch = [job for job in batch if not job.grows]
+        if batch:
+            outcomes += self._run_jobs(db, batch)
+        loop = next(future.get_loop() for future, _, _ in outcomes)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(_resolve, outcomes)
+
+    def _run_jobs(
+        self, db: sqlite3.Connection, batch: list[_Job], *, disk_was_full: bool = False
+    ) -> list[_Outcome]:
+        try:
+            return self._transaction(db, batch, alone=False)
+        except _JobFailed:
+            return self._run_each_alone(db, batch)
+        except _DiskFull as full:
+            if disk_was_full:
+                return [(job.future, False, full.failure) for job in batch]
+            # Give back the WAL's space and try again without what needs more: an ack
+            # writes a little to the WAL, and must not fail for new mail's sake.
+            self._truncate_wal(db)
+            outcomes = [(job.future, False, full.failure) for job in batch if job.grows]
+            rest = [job for job in batch if not job.grows]
+            return outcomes + (self._run_jobs(db, rest, disk_was_full=True) if rest else [])
+
+    def _run_each_alone(self, db: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
+        """The batch again, each job in a savepoint; a job whose failure spoils the
+        whole transaction (damage) is taken out and the rest run once more."""
+        spoiled: list[_Outcome] = []
+        while batch:
+            try:
+                return spoiled + self._transaction(db, batch, alone=True)
+            except _JobFailed as failed:
+                assert failed.job is not None and failed.outcome is not None
+                spoiled.append(failed.outcome)
+                batch = [job for job in batch if job is not failed.job]
+            except _DiskFull as full:
+                return spoiled + [(job.future, False, full.failure) for job in batch]
+        return spoiled
+
+    def _transaction(
+        self, db: sqlite3.Connection, batch: list[_Job], alone: bool
+    ) -> list[_Outcome]:
+        """Run the batch in one transaction: every job in its own savepoint (`alone`),
+        or all together, raising _JobFailed if one of them fails."""
+        outcomes: list[_Outcome] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            if alone:
+                outcomes = [self._run_alone(db, job) for job in batch]
+            else:
+                outcomes = self._run_together(db, batch)
+            db.execute("COMMIT")
+            self.commits += 1
+            return outcomes
+        except _JobFailed:
+            db.execute("ROLLBACK")
+            raise
+        except Exception as error:  # the thread must outlive any bad batch
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            failure = _classify(error)
+            log.error("a commit of %d jobs failed: %s", len(batch), error)
+            if isinstance(failure, StorageFull):
+                raise _DiskFull(failure) from error
+            return [(job.future, False, failure) for job in batch]
+
+    def _run_together(self, db: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
         sends: list[_Enqueue] = []
         try:
-            db.execute("BEGIN IMMEDIATE")
             for job in batch:
                 if isinstance(job, _Enqueue):
                     sends.append(job)
                     continue
                 if sends:
-                    outcomes += self._write_sends(db, sends)
+                    outcomes += _write_sends(db, sends)
                     sends = []
-                outcomes.append(self._call(db, job))
+                outcomes.append((job.future, True, job.run(db)))
             if sends:
-                outcomes += self._write_sends(db, sends)
-            db.execute("COMMIT")
-            self.commits += 1
-        except Exception as error:  # the thread must outlive any bad batch
-            log.error("commit of %d jobs failed: %s", len(batch), error)
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            failure = StoreError(f"the database could not commit: {error}")
-            outcomes = [(job.future, False, failure) for job in batch]
-        batch[0].future.get_loop().call_soon_threadsafe(_resolve, outcomes)
+                outcomes += _write_sends(db, sends)
+        except Exception as error:
+            if _is_environmental(error):
+                raise  # would fail job by job too
+            raise _JobFailed() from error
+        return outcomes
 
-    @staticmethod
-    def _call(db: sqlite3.Connection, job: _Call) -> _Outcome:
-        if not job.isolated:
-            return job.future, True, job.run(db)
+    def _run_alone(self, db: sqlite3.Connection, job: _Job) -> _Outcome:
         db.execute("SAVEPOINT job")
         try:
-            result = job.run(db)
+            result = _write_sends(db, [job])[0][2] if isinstance(job, _Enqueue) else job.run(db)
         except Exception as error:
+            failure = _classify(error)
+            level = logging.ERROR if isinstance(failure, StoreUnavailable) else logging.WARNING
+            log.log(level, "a store operation failed alone: %s (%s)", failure, error)
+            if _result_code(error) in _DAMAGE:
+                raise _JobFailed(job, (job.future, False, failure)) from error
             db.execute("ROLLBACK TO job")
-            return job.future, False, StoreError(str(error))
-        finally:
             db.execute("RELEASE job")
+            return job.future, False, failure
+        db.execute("RELEASE job")
         return job.future, True, result
 
-    @staticmethod
-    def _write_sends(db: sqlite3.Connection, sends: list[_Enqueue]) -> list[_Outcome]:
-        """Store consecutive sends with a few executemany calls; their message ids."""
-        messages = [message for send in sends for message in send.messages]
-        (last_id,) = db.execute(
-            "SELECT value FROM counters WHERE name = 'last_message_id'"
-        ).fetchone()
-        ids = range(last_id + 1, last_id + 1 + len(messages))
+    # -- headroom ----------------------------------------------------------------
+
+    def _is_low_on_space(self, db: sqlite3.Connection) -> bool:
+        """Below the floor? One statvfs per batch: a few batches can fill a small disk."""
+        assert self.free_space_floor is not None
+        free = self._free_bytes()
+        near = free < 2 * self.free_space_floor
+        if near and time.monotonic() - self._wal_truncated_at >= WAL_TRUNCATE_INTERVAL:
+            self._truncate_wal(db)
+            free = self._free_bytes()
+        low = free < self.free_space_floor
+        if low != self._low_on_space:
+            if low:
+                log.warning(
+                    "less than %d KiB free for %s: refusing new messages and users",
+                    self.free_space_floor // 1024,
+                    self.path,
+                )
+            else:
+                log.warning("free space is back for %s: accepting new messages", self.path)
+        self._low_on_space = low
+        return low
+
+    def _truncate_wal(self, db: sqlite3.Connection) -> None:
+        """Copy the WAL into the database, which reuses the pages acks freed, and give
+        the WAL's space back: it only shrinks when truncated."""
+        self._wal_truncated_at = time.monotonic()
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as error:
+            log.warning("could not truncate the WAL to free space: %s", error)
+
+    def _free_bytes(self) -> int:
+        try:
+            stat = os.statvfs(self.path)
+        except OSError:
+            return 0
+        return stat.f_bavail * stat.f_frsize
+
+
+def _write_sends(db: sqlite3.Connection, sends: list[_Enqueue]) -> list[_Outcome]:
+    """Store consecutive sends with a few executemany calls; their message ids."""
+    messages = [message for send in sends for message in send.messages]
+    (last_id,) = db.execute("SELECT value FROM counters WHERE name = 'last_message_id'").fetchone()
+    ids = range(last_id + 1, last_id + 1 + len(messages))
+    if messages:
         db.execute("UPDATE counters SET value = ? WHERE name = 'last_message_id'", (ids[-1],))
-        alone = [
-            (m.recipient_ids[0], message_id, m.sender, m.at, m.text)
+    alone = [
+        (m.recipient_ids[0], message_id, m.sender, m.at, m.text)
+        for message_id, m in zip(ids, messages, strict=True)
+        if len(m.recipient_ids) == 1
+    ]
+    if alone:
+        db.executemany(
+            "INSERT INTO queue (user_id, message_id, sender, received_at, text)"
+            " VALUES (?, ?, ?, ?, ?)",
+            alone,
+        )
+    if len(alone) < len(messages):
+        shared = [
+            (message_id, m)
             for message_id, m in zip(ids, messages, strict=True)
-            if len(m.recipient_ids) == 1
+            if len(m.recipient_ids) != 1
         ]
-        if alone:
-            db.executemany(
-                "INSERT INTO queue (user_id, message_id, sender, received_at, text)"
-                " VALUES (?, ?, ?, ?, ?)",
-                alone,
-            )
-        if len(alone) < len(messages):
-            shared = [
-                (message_id, m)
-                for message_id, m in zip(ids, messages, strict=True)
-                if len(m.recipient_ids) != 1
-            ]
-            db.executemany(
-                "INSERT INTO messages (id, sender, received_at, text, refs) VALUES (?, ?, ?, ?, ?)",
-                [(i, m.sender, m.at, m.text, len(m.recipient_ids)) for i, m in shared],
-            )
-            db.executemany(
-                "INSERT INTO queue (user_id, message_id) VALUES (?, ?)",
-                [(user_id, i) for i, m in shared for user_id in m.recipient_ids],
-            )
-        outcomes: list[_Outcome] = []
-        start = 0
-        for send in sends:
-            end = start + len(send.messages)
-            outcomes.append((send.future, True, list(ids[start:end])))
-            start = end
-        return outcomes
+        db.executemany(
+            "INSERT INTO messages (id, sender, received_at, text, refs) VALUES (?, ?, ?, ?, ?)",
+            [(i, m.sender, m.at, m.text, len(m.recipient_ids)) for i, m in shared],
+        )
+        db.executemany(
+            "INSERT INTO queue (user_id, message_id) VALUES (?, ?)",
+            [(user_id, i) for i, m in shared for user_id in m.recipient_ids],
+        )
+    outcomes: list[_Outcome] = []
+    start = 0
+    for send in sends:
+        end = start + len(send.messages)
+        outcomes.append((send.future, True, list(ids[start:end])))
+        start = end
+    return outcomes
+
+
+# SQLite's primary result codes (the low byte of an extended code).
+_UNAVAILABLE = {
+    sqlite3.SQLITE_IOERR: "the server cannot read or write its database (I/O error)",
+    sqlite3.SQLITE_READONLY: "the server's database has become read-only",
+    sqlite3.SQLITE_CANTOPEN: "the server cannot open its database files",
+    sqlite3.SQLITE_BUSY: "the server's database is locked by another process",
+    sqlite3.SQLITE_LOCKED: "the server's database is locked",
+    sqlite3.SQLITE_CORRUPT: "the server's database is damaged; the operator must restore it",
+    sqlite3.SQLITE_NOTADB: "the server's database is damaged; the operator must restore it",
+}
+
+
+_ENVIRONMENTAL = {
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_LOCKED,
+}
+
+
+_DAMAGE = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+
+
+def _result_code(error: BaseException) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _is_environmental(error: BaseException) -> bool:
+    """The disk or the file, not the job: running the jobs one by one would not help.
+    (Damage is not: it is in some pages, which other jobs may not touch.)"""
+    code = _result_code(error)
+    return code in _ENVIRONMENTAL
+
+
+def _classify(error: Exception) -> StoreError:
+    if isinstance(error, StoreError):
+        return error
+    code = _result_code(error)
+    if code == sqlite3.SQLITE_FULL:
+        return StorageFull("the server's disk is full")
+    if code in _UNAVAILABLE:
+        return StoreUnavailable(_UNAVAILABLE[code])
+    return StoreError("the database refused this operation")
+
+
+def _open_failure(path: Path, error: Exception) -> StoreError:
+    """One sentence for the operator on why the database could not be opened."""
+    if isinstance(error, StoreError):
+        return error
+    code = _result_code(error)
+    if code in _DAMAGE:
+        return StoreError(
+            f"the database {path} is damaged or not a Mailslot database;"
+            " restore it from a backup before starting the server"
+        )
+    if code == sqlite3.SQLITE_FULL or (isinstance(error, OSError) and error.errno == errno.ENOSPC):
+        return StorageFull(f"the disk holding {path} is full")
+    if isinstance(error, OSError):
+        return StoreUnavailable(f"cannot open the database {path}: {error.strerror}")
+    return StoreUnavailable(f"cannot open the database {path}: {error}")
 
 
 def _resolve(outcomes: list[_Outcome]) -> None:
