@@ -143,7 +143,7 @@ class Dashboard:
         theme.apply(window)
         window.title("Mailslot server")
         window.geometry("1100x720")
-        window.minsize(800, 560)
+        window.minsize(720, 480)
         window.protocol("WM_DELETE_WINDOW", self.request_close)
         self._img_on = dot_image(window, theme.ONLINE)
         self._img_off = dot_image(window, theme.OFFLINE, hollow=True)

@@ -90,6 +90,8 @@ def run_demo() -> int:
 
 TITLE_BAR = 32
 """Room a window manager's title bar takes above each window."""
+FRAME = 4
+"""Room a window manager's borders take beside each window."""
 PANELS = 48
 """Room desktop panels (task bar, top bar) may take off the screen's height."""
 CLIENT_MIN = (720, 480)
@@ -104,11 +106,11 @@ def _places(screen_width: int, screen_height: int) -> list[str]:
     half_width, half_height = screen_width // 2, usable // 2 - TITLE_BAR
     if half_width >= CLIENT_MIN[0] and half_height >= CLIENT_MIN[1]:
         return [
-            f"{half_width}x{half_height}+{x}+{y}"
+            f"{half_width - FRAME}x{half_height}+{x}+{y}"
             for y in (0, half_height + TITLE_BAR)
             for x in (0, half_width)
         ]
     dx, dy = CASCADE_STEP
-    width = max(CLIENT_MIN[0], min(1000, screen_width - 3 * dx))
+    width = max(CLIENT_MIN[0], min(1000, screen_width - 3 * dx - FRAME))
     height = max(CLIENT_MIN[1], min(700, usable - 3 * dy - TITLE_BAR))
     return [f"{width}x{height}+{dx * i}+{dy * i}" for i in range(4)]
