@@ -48,12 +48,19 @@ class SearchView(ttk.Frame):
         self.button.pack(side="left", padx=(8, 0))
         self.entry.bind("<Return>", lambda _e: self.submit())
         self.entry.bind("<KP_Enter>", lambda _e: self.submit())
-        ttk.Label(
+        explained = ttk.Label(
             self,
             text="Searches the text, senders and recipients of every message kept on this "
             "computer. All words must match.",
             style="Muted.TLabel",
-        ).pack(fill="x", pady=(6, 8))
+            justify="left",
+        )
+        explained.pack(fill="x", pady=(6, 8))
+        self.bind(
+            "<Configure>",
+            lambda e: explained.configure(wraplength=max(200, e.width - 2 * theme.PAD - 8)),
+            add="+",
+        )
         self.view = MessageText(self, reply)
         self.view.pack(fill="both", expand=True)
         self.view.show("Search", [], "Type a few words and press Enter.")
@@ -65,7 +72,8 @@ class SearchView(ttk.Frame):
 
     def show_results(self, words: str, messages: Sequence[ArchivedMessage]) -> None:
         n = len(messages)
-        heading = f"{n:,} {'message' if n == 1 else 'messages'} with “{words}”"
+        count = f"{n:,}" if n else "No"
+        heading = f"{count} {'message' if n == 1 else 'messages'} with “{words}”"
         self.view.show(heading, messages, "Nothing kept on this computer matches.")
 
     def content(self) -> str:
