@@ -168,6 +168,7 @@ def test_a_new_names_password_is_typed_twice_and_can_be_changed(
     assert "Password changed" in app.status_text
     app.sign_out()
     assert app.login.password_var.get() == ""  # signing out forgets the password
+    assert not app.login.repeat_entry.winfo_ismapped()  # and the name is no longer new
     pump_until(root, lambda: not _online(srv, "hannah"), what="hannah to be gone")
     sc = SyncClient.connect("127.0.0.1", srv.port)
     with pytest.raises(WrongPassword):

@@ -329,6 +329,7 @@ class ClientApp:
     # ===== main view ==========================================================================
     def _build_main(self, info: ServerInfo) -> None:
         self.login.set_busy(None)
+        self.login.leave_new_name()
         self.login.pack_forget()
         if self.place:
             self.window.geometry(MAIN_SIZE)
@@ -679,16 +680,20 @@ class ClientApp:
 
         def done(f: Future[None]) -> None:
             exc = f.exception()
-            if exc is None:
+            if exc is None and self.main is not None:
                 self._password = new
-                dialog.destroy()
                 self._set_status(
                     f"Password changed. Connected to {self.address} as {self.user}", theme.ONLINE
                 )
+            if not dialog.winfo_exists():  # closed while the server was asked
+                return
+            if exc is None:
+                dialog.destroy()
             elif isinstance(exc, WrongPassword):
                 dialog.failed("The current password is wrong.")
             else:
-                dialog.failed(send_sentence(exc)[:1].upper() + send_sentence(exc)[1:])
+                sentence = send_sentence(exc)
+                dialog.failed(sentence[:1].upper() + sentence[1:])
 
         self.pump.watch(session.sc.submit(session.sc.client.change_password, old, new), done)
 

@@ -56,7 +56,7 @@ class LoginView(ttk.Frame):
         )
         self.repeat_label.grid_remove()
         self.repeat_entry.grid_remove()
-        self.user_var.trace_add("write", lambda *_: self._name_changed())
+        self.user_var.trace_add("write", lambda *_: self.leave_new_name())
         self.password_hint = ttk.Label(
             card,
             text="",
@@ -191,7 +191,8 @@ class LoginView(ttk.Frame):
         )
         self.focus_first_empty()
 
-    def _name_changed(self) -> None:
+    def leave_new_name(self) -> None:
+        """Back to the plain sign-in card (another name typed, or the new name created)."""
         if self.new_name:
             self.new_name = False
             self.repeat_var.set("")
