@@ -28,6 +28,32 @@ def run(coroutine: Awaitable[T]) -> T:
     return asyncio.run(main())
 
 
+async def eventually(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` is true, re-checking as the event loop turns; ``timeout``
+    only bounds a hang."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def eventually_async(
+    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0
+) -> None:
+    """``eventually`` for a condition that has to talk to the server to find out."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def online(server: ServerThread, name: str) -> bool:
+    """Whether the server counts ``name`` as connected now."""
+    return any(user.online for user in server.snapshot().users if user.name == name)
+
+
 def make_config(data_dir: Path, auth: str = "none", **limits: Any) -> ServerConfig:
     return ServerConfig(
         host="127.0.0.1",

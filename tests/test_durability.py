@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mailslot.client import Client, Disconnected
-from tests.conftest import ServerFactory, ServerProcess, connect, run
+from tests.conftest import ServerFactory, ServerProcess, connect, eventually, online, run
 from tests.test_wire import Raw
 
 
@@ -110,7 +110,7 @@ def test_a_connection_dropped_mid_check_loses_nothing_and_shows_each_once(
         fetched = await first.fetch()  # handed to the app ...
         shown.append([m.text for m in fetched])
         first._writer.transport.abort()  # ... and the connection dies before the ack
-        await asyncio.sleep(0.2)
+        await eventually(lambda: not online(server, "bob"), "the server to see bob gone")
         second = await Client.connect("127.0.0.1", server.port, seen_ids=seen)
         await second.login("bob")
         shown.append([m.text for m in await second.check()])  # redelivered, not shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from mailslot.client import (
 )
 from mailslot.client.errors import EmptyText, InvalidUsername
 from mailslot.server import ServerThread
-from tests.conftest import ServerFactory, connect, run
+from tests.conftest import ServerFactory, connect, eventually_async, run
 
 
 async def _event_of(client: Client, kind: type, timeout: float = 5.0) -> object:
@@ -266,8 +267,17 @@ def test_connection_limit_refuses_with_server_busy(start_server: ServerFactory) 
         with pytest.raises(ServerBusy):
             await connect(server)
         await first.close()
-        await asyncio.sleep(0.2)
-        third = await connect(server)
+        third = None
+
+        async def a_slot_is_free() -> bool:
+            nonlocal third
+            with contextlib.suppress(ServerBusy):
+                third = await connect(server)
+            return third is not None
+
+        # the server frees the slot once it has seen the close, a moment later
+        await eventually_async(a_slot_is_free, "the closed connection's slot to be free")
+        assert third is not None
         await third.close()
         await second.close()
 

@@ -17,11 +17,52 @@ import pytest
 
 from mailslot.server import ServerConfig, ServerThread
 
+_skipped_because: list[str] = []
+
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"GUI tests cannot run in CI: {reason}")
+    _skipped_because.append(reason)
     pytest.skip(reason)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say loudly at the end of the run that the GUI went untested, and why."""
+    if _skipped_because:
+        terminalreporter.write_line(
+            f"!!! THE GUI TESTS WERE SKIPPED: {_skipped_because[0]} !!!", red=True, bold=True
+        )
+
+
+@contextlib.contextmanager
+def xvfb(screen: str = "1280x900x24") -> Iterator[str]:
+    """A private Xvfb display of that screen size, stopped at the end."""
+    binary = shutil.which("Xvfb")
+    if binary is None:
+        _unavailable("Xvfb is not installed (apt install xvfb) and DISPLAY is unset")
+        return
+    number = next(
+        n
+        for n in range(91, 400)
+        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists()
+    )
+    proc = subprocess.Popen(
+        [binary, f":{number}", "-screen", "0", screen, "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            _unavailable(f"Xvfb :{number} did not start")
+        time.sleep(0.05)
+    try:
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(5)
 
 
 @pytest.fixture(scope="session")
@@ -34,33 +75,12 @@ def display() -> Iterator[str]:
     if os.environ.get("DISPLAY"):
         yield os.environ["DISPLAY"]
         return
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        _unavailable("Xvfb is not installed (apt install xvfb) and DISPLAY is unset")
-        return
-    number = next(
-        n
-        for n in range(91, 400)
-        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists()
-    )
-    proc = subprocess.Popen(
-        [xvfb, f":{number}", "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            _unavailable(f"Xvfb :{number} did not start")
-        time.sleep(0.05)
-    os.environ["DISPLAY"] = f":{number}"
-    try:
-        yield f":{number}"
-    finally:
-        del os.environ["DISPLAY"]
-        proc.terminate()
-        proc.wait(5)
+    with xvfb() as number:
+        os.environ["DISPLAY"] = number
+        try:
+            yield number
+        finally:
+            del os.environ["DISPLAY"]
 
 
 @pytest.fixture(scope="session")
@@ -158,6 +178,10 @@ def clients(root: Any, tmp_path: Path) -> Iterator[Callable[..., Any]]:
         if login:
             app.login.submit()
             pump_until(root, lambda: app.state in ("online", "login"), what=f"{user} to log in")
+            if app.login.new_name and password:  # a new name's password, typed again
+                app.login.repeat_var.set(password)
+                app.login.submit()
+                pump_until(root, lambda: app.state in ("online", "login"), what="the new name")
             assert app.state == "online", app.login.message.cget("text")
         return app
 

@@ -1,11 +1,13 @@
-"""Save docs/screenshots/{login,compose,inbox,dashboard}.png from the real apps.
+"""Save the README's screenshots (docs/screenshots/*.png) from the real apps.
 
 Usage: python tests/gui/make_screenshots.py [OUTPUT_DIR]   (needs a DISPLAY, or Xvfb
 installed, and ImageMagick's ``import``). test_screenshots.py runs it into a temp dir.
+The demo is shot on a screen of its own, 1280×800, as a laptop shows it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -13,10 +15,11 @@ import sys
 import tempfile
 import time
 import tkinter as tk
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-SHOTS = ("login", "compose", "inbox", "dashboard")
+SHOTS = ("login", "compose", "inbox", "reply", "sent", "dashboard", "demo")
+REPO = Path(__file__).parents[2]
 
 
 def _pump(root: tk.Tk, cond: Callable[[], object], timeout: float = 15.0) -> None:
@@ -45,6 +48,43 @@ def _capture(root: tk.Tk, window: tk.Misc, windows: list[tk.Misc], path: Path) -
     subprocess.run(["import", "-window", str(window.winfo_id()), str(path)], check=True)
 
 
+@contextlib.contextmanager
+def own_display(screen: str) -> Iterator[str]:
+    """A private Xvfb of that screen size for as long as the block runs."""
+    number = next(
+        n
+        for n in range(91, 400)
+        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists()
+    )
+    xvfb = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", screen, "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{number}").exists():
+            if xvfb.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Xvfb :{number} did not start")
+            time.sleep(0.05)
+        yield f":{number}"
+    finally:
+        xvfb.terminate()
+        xvfb.wait(5)
+
+
+def click_link(text: tk.Text, index: str) -> None:
+    text.see(index)
+    text.update_idletasks()
+    box = text.bbox(index)
+    assert box is not None
+    x, y = box[0] + 2, box[1] + 2
+    # Tk finds a tag's bindings from the character under the pointer: move there first.
+    text.event_generate("<Motion>", x=x, y=y)
+    text.event_generate("<Button-1>", x=x, y=y)
+    text.event_generate("<ButtonRelease-1>", x=x, y=y)
+
+
 def make(out: Path) -> list[Path]:
     from mailslot.client import SyncClient
     from mailslot.gui import theme
@@ -63,6 +103,10 @@ def make(out: Path) -> list[Path]:
     others: list[SyncClient] = []
     try:
         # A small, lived-in server: some people online, some not, some mail waiting.
+        for name, password in (("alice", "wonderland"), ("bob", "builder")):
+            sc = SyncClient.connect("127.0.0.1", server.port)
+            sc.login(name, password)
+            sc.close()
         for name in ("carol", "dmitri", "erin", "frank", "grace", "李雷", "olivia", "zoë"):
             sc = SyncClient.connect("127.0.0.1", server.port)
             sc.login(name, "pw-" + name)
@@ -71,9 +115,14 @@ def make(out: Path) -> list[Path]:
         theme.apply(root)
         dash = Dashboard(root, server, confirm=lambda _t, _x: True)
 
+        # Login: a name used for the first time, so its password is asked for twice.
         login_top = tk.Toplevel(root)
-        login = ClientApp(login_top, server=address, user="alice", data_dir=tmp / "c")
+        login = ClientApp(
+            login_top, server=address, user="hannah", password="s3cret", data_dir=tmp / "c"
+        )
         login.login.set_auth("password")
+        login.login.submit()
+        _pump(root, lambda: login.login.new_name)
 
         def signed_in(user: str, password: str) -> tuple[tk.Toplevel, ClientApp]:
             top = tk.Toplevel(root)
@@ -90,6 +139,7 @@ def make(out: Path) -> list[Path]:
         alice_top, alice = signed_in("alice", "wonderland")
         bob_top, bob = signed_in("bob", "builder")
         _pump(root, lambda: alice.state == "online" and bob.state == "online")
+        bob.set_fetch_on_arrival(True)  # bob's mail shows up without a click
         for sc in others[4:]:
             sc.close()
         carol, dmitri, erin = others[0], others[1], others[2]
@@ -100,7 +150,8 @@ def make(out: Path) -> list[Path]:
             "Expect a short reconnect; nothing queued will be lost.",
             everyone=True,
         )
-        _pump(root, lambda: bob.inbox.waiting == 3)
+        _pump(root, lambda: "Lunch at" in bob.inbox.content() and "rack" in bob.inbox.content())
+        bob.notebook.select(bob.inbox)  # type: ignore[no-untyped-call]
 
         # Compose: several people, two picked, a message being written.
         alice.compose.set_mode("many")
@@ -113,26 +164,56 @@ def make(out: Path) -> list[Path]:
         )
         _pump(root, lambda: alice.inbox.waiting == 2)
 
-        # Inbox: bob checks.
-        bob.check()
-        _pump(root, lambda: "Lunch at" in bob.inbox.content())
         windows: list[tk.Misc] = [root, login_top, alice_top, bob_top]
         dash.refresh_now()
         _settle(root, 1.0)
         paths = []
-        for name, win in (
-            ("login", login_top),
-            ("compose", alice_top),
-            ("inbox", bob_top),
-            ("dashboard", root),
-        ):
+
+        def shot(name: str, window: tk.Misc) -> None:
             path = out / f"{name}.png"
-            _capture(root, win, windows, path)
+            _capture(root, window, windows, path)
             paths.append(path)
+
+        shot("login", login_top)
+        shot("compose", alice_top)
+        shot("inbox", bob_top)
+
+        # Reply: bob answers carol from her message in the inbox.
+        lunch = next(m for m in bob.inbox.view.messages() if m.sender == "carol")
+        link = bob.inbox.view.link_index(lunch.id)
+        assert link is not None
+        click_link(bob.inbox.text, link)
+        bob.compose.set_text("12:30 works. See you there! 🍜")
+        _settle(root)
+        shot("reply", bob_top)
+
+        # Sent: what bob sent, kept on his computer.
+        bob.compose.submit()
+        _pump(root, lambda: "See you there" in bob.sent_view.content())
+        bob.notebook.select(bob.sent_view)  # type: ignore[no-untyped-call]
+        shot("sent", bob_top)
+
+        shot("dashboard", root)
         for app in (login, alice, bob):
             app.close()
         dash.stop()
         _pump(root, lambda: dash.pump.stopped, timeout=20)
+        with contextlib.suppress(tk.TclError):
+            root.destroy()
+
+        # The demo on a 1280×800 screen of its own (a separate process: Tk keeps every
+        # display it has used open until the process ends).
+        demo = out / "demo.png"
+        with own_display("1280x800x24") as display:
+            subprocess.run(
+                [sys.executable, "-m", "tests.gui.demo_boxes", str(demo)],
+                env={**os.environ, "DISPLAY": display},
+                cwd=REPO,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                timeout=120,
+            )
+        paths.append(demo)
         return paths
     finally:
         for sc in others:
@@ -142,27 +223,12 @@ def make(out: Path) -> list[Path]:
 
 
 def main() -> int:
-    out = (
-        Path(sys.argv[1])
-        if len(sys.argv) > 1
-        else Path(__file__).parents[2] / "docs" / "screenshots"
-    )
-    xvfb = None
-    if not os.environ.get("DISPLAY"):
-        number = next(n for n in range(91, 400) if not Path(f"/tmp/.X{n}-lock").exists())
-        xvfb = subprocess.Popen(
-            ["Xvfb", f":{number}", "-screen", "0", "1280x900x24"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(1.0)
-        os.environ["DISPLAY"] = f":{number}"
-    try:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs" / "screenshots"
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get("DISPLAY"):
+            os.environ["DISPLAY"] = stack.enter_context(own_display("1280x900x24"))
         for path in make(out):
             print(path)
-    finally:
-        if xvfb is not None:
-            xvfb.terminate()
     return 0
 
 

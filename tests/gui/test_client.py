@@ -274,6 +274,3 @@ def test_holds_up_with_many_users_and_a_big_archive(
     alice.compose.render()
     root.update()
     assert len(alice.users_pane.tree.get_children()) == 1001
-    for size in ("800x600", "1280x900"):
-        alice.window.geometry(size)
-        pump_for(root, 0.1)

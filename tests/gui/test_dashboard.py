@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +17,7 @@ import pytest
 
 from mailslot.client import SyncClient
 from mailslot.gui.dashboard import EVENT_BATCH, Dashboard
-from tests.gui.conftest import pump_for, pump_until
+from tests.gui.conftest import pump_for, pump_until, xvfb
 
 
 @pytest.fixture
@@ -150,10 +156,77 @@ def test_demo_windows_tile_where_they_fit_and_cascade_where_not() -> None:
     from mailslot.gui.demo import _places
 
     assert _places(2560, 1440) == [
-        "1280x690+0+0",
-        "1280x690+1280+0",
-        "1280x690+0+720",
-        "1280x690+1280+720",
+        "1276x664+0+0",
+        "1276x664+1280+0",
+        "1276x664+0+696",
+        "1276x664+1280+696",
     ]
-    cascade = _places(1366, 768)
-    assert cascade[0] == "1100x720+0+0" and len(set(cascade)) == 4
+    assert _places(1920, 1080)[3] == "956x484+960+516"
+    assert _places(1280, 800) == [
+        "796x540+0+0",
+        "796x540+160+60",
+        "796x540+320+120",
+        "796x540+480+180",
+    ]
+
+
+@pytest.mark.parametrize("window_manager", [False, True], ids=["no wm", "openbox"])
+@pytest.mark.parametrize("screen", [(1280, 800), (1920, 1080), (1366, 768)])
+def test_every_demo_window_is_in_view_on_common_screens(
+    screen: tuple[int, int], window_manager: bool
+) -> None:
+    """On a screen of that size (its own Xvfb, bare or with openbox's title bars): all four
+    windows lie inside the screen, leaving room for title bars and panels, and none hides
+    another's top-left corner, where its title and header are."""
+    from mailslot.gui.demo import PANELS, TITLE_BAR
+
+    if window_manager and not (shutil.which("openbox") and shutil.which("xprop")):
+        pytest.skip("openbox (or xprop) is not installed: apt install openbox x11-utils")
+    width, height = screen
+    with xvfb(f"{width}x{height}x24") as display, _window_manager(display, window_manager):
+        shown = subprocess.run(
+            [sys.executable, "-m", "tests.gui.demo_boxes"],
+            env={**os.environ, "DISPLAY": display},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert shown.returncode == 0, shown.stderr
+    boxes = json.loads(shown.stdout)
+    for x, y, w, h in boxes:
+        assert x >= 0 and y >= 0 and w >= 700 and h >= 470, boxes
+        # a window manager's title bar is above y already; a bare screen must leave room for one
+        title_bar = 0 if window_manager else TITLE_BAR
+        assert x + w <= width and y + h + title_bar <= height - PANELS, boxes
+    for below, (x, y, _w, _h) in enumerate(boxes):
+        for ox, oy, ow, oh in boxes[below + 1 :]:  # the windows above it
+            assert not (ox <= x + 8 < ox + ow and oy <= y + 8 < oy + oh), boxes
+
+
+@contextlib.contextmanager
+def _window_manager(display: str, wanted: bool) -> Iterator[None]:
+    """openbox on ``display`` while the block runs, once it has taken the screen."""
+    if not wanted:
+        yield
+        return
+    env = {**os.environ, "DISPLAY": display}
+    wm = subprocess.Popen(
+        ["openbox"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while (
+            "window id"
+            not in subprocess.run(
+                ["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"],
+                env=env,
+                capture_output=True,
+                text=True,
+            ).stdout
+        ):
+            assert wm.poll() is None and time.monotonic() < deadline, "openbox did not start"
+            time.sleep(0.05)
+        yield
+    finally:
+        wm.terminate()
+        wm.wait(5)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import TypeAlias
 
 from mailslot.cli.common import (
+    UsageError,
     add_connection_options,
-    password,
+    ask_password,
+    can_prompt,
+    choose_password,
+    password_from_env,
     server_address,
     tls_context,
     username,
@@ -22,56 +28,122 @@ from mailslot.client import (
     Event,
     MailWaiting,
     Message,
+    PasswordRequired,
     UserNew,
     UserOffline,
     UserOnline,
 )
+from mailslot.client.address import format_address
+from mailslot.gui.archive import Archive, archive_path
+
+Action = Callable[[Client, argparse.Namespace], Awaitable[int]]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    users = subparsers.add_parser("users", help="list every username the server has seen")
-    add_connection_options(users)
+def _command(
+    subparsers: Subparsers, name: str, summary: str, action: Action
+) -> argparse.ArgumentParser:
+    """A subcommand whose help page starts with ``summary``."""
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+    )
+    add_connection_options(parser)
+    parser.set_defaults(run=lambda args: _session(args, action))
+    return parser
+
+
+def register(subparsers: Subparsers) -> None:
+    users = _command(subparsers, "users", "list every username the server has seen", _users)
     users.add_argument("--json", action="store_true", help="print JSON")
-    users.set_defaults(run=lambda args: _session(args, _users))
 
-    send = subparsers.add_parser("send", help="send a message")
-    add_connection_options(send)
+    send = _command(subparsers, "send", "send a message", _send)
     who = send.add_mutually_exclusive_group(required=True)
     who.add_argument(
         "--to", action="append", metavar="NAME", help="a recipient (repeat for several)"
     )
     who.add_argument("--all", action="store_true", help="send to everyone else")
-    send.add_argument("text", help="the message")
-    send.set_defaults(run=lambda args: _session(args, _send))
+    send.add_argument(
+        "text",
+        nargs="?",
+        help="the message; '-' or nothing reads it from standard input when that is not a terminal",
+    )
+    send.add_argument("--json", action="store_true", help="print the message's id and time as JSON")
+    send.set_defaults(run=lambda args: _session(_with_text(args), _send))
 
-    check = subparsers.add_parser("check", help="fetch, print and delete waiting messages")
-    add_connection_options(check)
+    check = _command(subparsers, "check", "fetch, print and delete waiting messages", _check)
     check.add_argument("--json", action="store_true", help="print JSON")
-    check.set_defaults(run=lambda args: _session(args, _check))
 
-    watch = subparsers.add_parser("watch", help="stay logged in and print push events")
-    add_connection_options(watch)
-    watch.add_argument("--json", action="store_true", help="print one JSON object per event")
-    watch.set_defaults(run=lambda args: _session(args, _watch))
+    watch = _command(subparsers, "watch", "stay logged in and print push events", _watch)
+    watch.add_argument(
+        "--fetch",
+        action="store_true",
+        help="fetch, print and delete messages as they arrive (printed as `check` prints them)",
+    )
+    watch.add_argument("--json", action="store_true", help="print one JSON object per line")
 
-
-Action = Callable[[Client, argparse.Namespace], Awaitable[int]]
+    _command(
+        subparsers,
+        "passwd",
+        "change your password (the new one is asked twice, or read as one line from stdin)",
+        _passwd,
+    )
 
 
 def _session(args: argparse.Namespace, action: Action) -> int:
     host, port = server_address(args)
     user = username(args)
+    args.address = format_address(host, port)
 
     async def run() -> int:
         client = await Client.connect(host, port, ssl_context=tls_context(args))
         try:
-            secret = password(user) if client.server_info.auth == "password" else None
-            await client.login(user, secret, presence=action is _watch)
+            args.password = await _log_in(client, user, presence=action is _watch)
             return await action(client, args)
         finally:
             await client.close()
 
     return asyncio.run(run())
+
+
+async def _log_in(client: Client, user: str, *, presence: bool) -> str | None:
+    """Log in, with MAILSLOT_PASSWORD or a password asked on a terminal; returns it.
+
+    Without MAILSLOT_PASSWORD the first attempt goes without a password, so the server
+    can say whether the name is new, and a new name's password is asked for twice.
+    """
+    secret = password_from_env() if client.server_info.auth == "password" else None
+    if secret is None:
+        try:
+            await client.login(user, None, presence=presence)
+            return None
+        except PasswordRequired as refusal:
+            secret = password_from_env()
+            if secret is None:
+                if not can_prompt():
+                    raise UsageError(
+                        "this server needs a password: set MAILSLOT_PASSWORD or run in a terminal"
+                    ) from None
+                secret = ask_password(user, new=bool(refusal.extra.get("new")))
+    await client.login(user, secret, presence=presence)
+    return secret
+
+
+async def _passwd(client: Client, args: argparse.Namespace) -> int:
+    old = args.password or ""  # "" for a name without a password yet (open mode)
+    await client.change_password(old, choose_password(f"New password for {client.user}"))
+    print(f"The password of {client.user} is changed.")
+    return 0
+
+
+def _with_text(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with the text to send: the argument, or standard input for '-' or none."""
+    if args.text is not None and args.text != "-":
+        return args
+    if sys.stdin.isatty():
+        raise UsageError("no message: give the text as an argument, or pipe it in with '-'")
+    return argparse.Namespace(**{**vars(args), "text": sys.stdin.read().removesuffix("\n")})
 
 
 async def _users(client: Client, args: argparse.Namespace) -> int:
@@ -81,14 +153,18 @@ async def _users(client: Client, args: argparse.Namespace) -> int:
     else:
         for user in users:
             print(f"{'●' if user.online else '○'} {user.name}{'  (online)' if user.online else ''}")
-        print(f"{len(users)} users, {sum(u.online for u in users)} online")
+        print(f"{_count(len(users), 'user')}, {sum(u.online for u in users)} online")
     return 0
 
 
 async def _send(client: Client, args: argparse.Namespace) -> int:
     result = await client.send(args.text, to=args.to or (), everyone=args.all)
-    noun = "recipient" if result.recipients == 1 else "recipients"
-    print(f"Sent message {result.id} to {result.recipients} {noun} at {_local(result.at)}.")
+    if args.json:
+        at = result.at.isoformat()
+        print(json.dumps({"id": result.id, "at": at, "recipients": result.recipients}))
+    else:
+        recipients = _count(result.recipients, "recipient")
+        print(f"Sent message {result.id} to {recipients} at {_local(result.at)}.")
     return 0
 
 
@@ -99,19 +175,23 @@ async def _check(client: Client, args: argparse.Namespace) -> int:
     elif not messages:
         print("No messages.")
     else:
-        for message in messages:
-            print(f"{_local(message.received_at)}  from {message.sender}")
-            for line in message.text.splitlines() or [""]:
-                print(f"    {line}")
+        _print_messages(messages)
     sys.stdout.flush()  # printed before acknowledged: a failed print deletes nothing
+    _keep_locally(args.address, client, messages)
     await client.ack(m.id for m in messages)
     return 0
 
 
 async def _watch(client: Client, args: argparse.Namespace) -> int:
     print(f"Watching as {client.user}; press Ctrl+C to stop.", file=sys.stderr)
+    if args.fetch:
+        await _fetch_and_print(client, args)
     while True:
         event = await client.next_event()
+        if args.fetch and isinstance(event, MailWaiting):
+            if event.waiting:
+                await _fetch_and_print(client, args)
+            continue
         if args.json:
             print(json.dumps(_event_json(event)), flush=True)
         else:
@@ -120,13 +200,53 @@ async def _watch(client: Client, args: argparse.Namespace) -> int:
             return 1
 
 
+async def _fetch_and_print(client: Client, args: argparse.Namespace) -> None:
+    """Print what waits (one JSON object a line with ``--json``), then acknowledge it."""
+    messages = await client.fetch()
+    if args.json:
+        for message in messages:
+            print(json.dumps(_as_json(message), ensure_ascii=False))
+    else:
+        _print_messages(messages)
+    sys.stdout.flush()
+    _keep_locally(args.address, client, messages)
+    await client.ack(m.id for m in messages)
+
+
+def _keep_locally(address: str, client: Client, messages: Sequence[Message]) -> None:
+    """Keep fetched messages in the desktop client's archive too, so that its history has
+    everything this user picked up on this computer, whichever way (B5)."""
+    if not messages or client.user is None:
+        return
+    try:
+        archive = Archive(archive_path(address, client.user))
+        try:
+            archive.add(messages)
+        finally:
+            archive.close()
+    except (OSError, sqlite3.Error) as error:
+        print(f"mailslot: warning: not kept on this computer ({error})", file=sys.stderr)
+
+
+def _print_messages(messages: Sequence[Message]) -> None:
+    for message in messages:
+        print(f"{_local(message.received_at)}  from {message.sender}")
+        for line in message.text.splitlines() or [""]:
+            print(f"    {line}")
+
+
 def _as_json(message: Message) -> dict[str, object]:
+    """A message for scripts: ``sender`` and ``received_at`` are the wire's ``from`` and ``at``."""
     return {
         "id": message.id,
         "sender": message.sender,
         "received_at": message.received_at.isoformat(),
         "text": message.text,
     }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _local(moment: datetime) -> str:
@@ -136,7 +256,7 @@ def _local(moment: datetime) -> str:
 def _describe(event: Event) -> str:
     match event:
         case MailWaiting(waiting=count):
-            return f"{count} message{'s' if count != 1 else ''} waiting"
+            return f"{_count(count, 'message')} waiting"
         case UserOnline(name=name):
             return f"{name} is online"
         case UserOffline(name=name):

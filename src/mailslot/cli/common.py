@@ -25,7 +25,9 @@ def add_connection_options(parser: argparse.ArgumentParser, *, needs_user: bool 
         help=f"server address (env MAILSLOT_SERVER; default {DEFAULT_SERVER})",
     )
     if needs_user:
-        parser.add_argument("--user", metavar="NAME", help="username (env MAILSLOT_USER)")
+        parser.add_argument(
+            "--user", metavar="NAME", help="username (env MAILSLOT_USER; asked for on a terminal)"
+        )
     parser.add_argument(
         "--tls", action="store_true", help="use TLS, verifying the server with the system CAs"
     )
@@ -52,13 +54,38 @@ def username(args: argparse.Namespace) -> str:
     raise UsageError("no username: pass --user NAME or set MAILSLOT_USER")
 
 
-def password(user: str) -> str:
-    secret = os.environ.get("MAILSLOT_PASSWORD")
-    if secret is not None:
-        return secret
-    if sys.stdin.isatty():
+def password_from_env() -> str | None:
+    return os.environ.get("MAILSLOT_PASSWORD")
+
+
+def can_prompt() -> bool:
+    return sys.stdin.isatty()
+
+
+def ask_password(user: str, *, new: bool) -> str:
+    """Ask on the terminal; a new name's password is asked for twice, as it is being set."""
+    if not new:
         return getpass.getpass(f"Password for {user}: ")
-    raise UsageError("this server needs a password: set MAILSLOT_PASSWORD or run in a terminal")
+    print(f"{user} is a new name: choose its password.", file=sys.stderr)
+    return choose_password("New password")
+
+
+def choose_password(prompt: str) -> str:
+    """A password typed twice on a terminal, or one line of standard input when it is not one."""
+    if not can_prompt():
+        line = sys.stdin.readline().removesuffix("\n")
+        if not line:
+            raise UsageError("no new password: give it as one line on standard input")
+        return line
+    for _ in range(3):
+        first = getpass.getpass(f"{prompt}: ")
+        if not first:
+            print("The password cannot be empty.", file=sys.stderr)
+        elif getpass.getpass(f"{prompt} again: ") == first:
+            return first
+        else:
+            print("The two passwords differ; please type them again.", file=sys.stderr)
+    raise UsageError("no password set: the passwords typed did not match")
 
 
 def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:

@@ -136,7 +136,12 @@ class Client:
         if welcome.get("event") != "welcome":
             writer.close()
             raise ConnectError(f"{where} does not speak the Mailslot protocol")
-        return cls(reader, writer, ServerInfo.from_welcome(welcome), splitter, seen_ids)
+        try:
+            info = ServerInfo.from_welcome(welcome)
+        except ValueError as error:
+            writer.close()
+            raise ConnectError(f"{where} does not speak the Mailslot protocol ({error})") from None
+        return cls(reader, writer, info, splitter, seen_ids)
 
     @property
     def closed(self) -> bool:

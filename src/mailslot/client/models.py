@@ -21,15 +21,19 @@ class ServerInfo:
 
     @classmethod
     def from_welcome(cls, frame: dict[str, Any]) -> ServerInfo:
-        limits = frame.get("limits", {})
+        """The server's greeting; its limits are the server's own, never assumed here."""
+        limits = frame.get("limits")
+        names = ("max_text", "max_recipients", "max_frame", "max_batch")
+        if not isinstance(limits, dict) or not all(isinstance(limits.get(n), int) for n in names):
+            raise ValueError("the greeting does not state the server's limits")
         return cls(
             server=str(frame.get("server", "")),
             versions=[int(v) for v in frame.get("versions", [1])],
             auth="none" if frame.get("auth") == "none" else "password",
-            max_text=int(limits.get("max_text", 1000)),
-            max_recipients=int(limits.get("max_recipients", 100)),
-            max_frame=int(limits.get("max_frame", 65536)),
-            max_batch=int(limits.get("max_batch", 200)),
+            max_text=limits["max_text"],
+            max_recipients=limits["max_recipients"],
+            max_frame=limits["max_frame"],
+            max_batch=limits["max_batch"],
         )
 
 

@@ -73,8 +73,10 @@ class SyncClient:
     def _call(self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         return self.submit(function, *args, **kwargs).result()
 
-    def login(self, user: str, password: str | None = None) -> LoginResult:
-        return self._call(self.client.login, user, password)
+    def login(
+        self, user: str, password: str | None = None, *, presence: bool = True
+    ) -> LoginResult:
+        return self._call(self.client.login, user, password, presence=presence)
 
     def users(self) -> list[UserInfo]:
         return self._call(self.client.users)

@@ -1,18 +1,21 @@
-"""The client's local archive of received messages (B5), one SQLite file per server and user.
+"""The client's local archive (B5): the messages it received and the ones it sent, one
+SQLite file per server and user, private to the user (directory 0700, files 0600).
 
-Messages are written here before they are acknowledged to the server, so a message
-is always either still queued on the server or safely on the local disk (B1).
+Received messages are written here before they are acknowledged to the server, so a
+message is always either still queued on the server or safely on the local disk (B1).
 Redelivered messages are de-duplicated by their server-wide id.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sqlite3
 import threading
 import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -33,10 +36,18 @@ class MessageLike(Protocol):
 
 @dataclass(frozen=True)
 class ArchivedMessage:
+    """A received message (``to`` empty) or a sent one (``sender`` is this user)."""
+
     id: int
     sender: str
     received_at: datetime
     text: str
+    to: tuple[str, ...] = field(default=())
+    everyone: bool = False
+
+    @property
+    def sent(self) -> bool:
+        return bool(self.to) or self.everyone
 
 
 _SCHEMA = """
@@ -48,7 +59,21 @@ CREATE TABLE IF NOT EXISTS messages (
     archived_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_received ON messages(received_at);
+CREATE TABLE IF NOT EXISTS sent (
+    id          INTEGER PRIMARY KEY,
+    sender      TEXT NOT NULL,
+    sent_at     TEXT NOT NULL,
+    recipients  TEXT NOT NULL,
+    everyone    INTEGER NOT NULL,
+    text        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sent_at ON sent(sent_at);
 """
+
+_RECEIVED = (
+    "SELECT id, sender, received_at AS at, text, '[]' AS recipients, 0 AS everyone FROM messages"
+)
+_SENT = "SELECT id, sender, sent_at AS at, text, recipients, everyone FROM sent"
 
 
 def _safe(part: str) -> str:
@@ -62,20 +87,30 @@ def archive_path(server: str, user: str, base: Path | None = None) -> Path:
     return root / f"{_safe(server)}_{_safe(user)}.sqlite3"
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only, whatever the umask; SQLite gives its
+    -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    path.chmod(0o600)
+
+
 class Archive:
     """Thread-safe; meant to be used from worker threads, never the Tk thread."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.create_function("fold", 1, str.casefold, deterministic=True)
         self._db.executescript(_SCHEMA)
 
     def add(self, messages: Iterable[MessageLike]) -> list[int]:
-        """Store messages durably; return the ids that were new to the archive."""
+        """Store received messages durably; return the ids that were new to the archive."""
         now = datetime.now(UTC).isoformat()
         new: list[int] = []
         with self._lock:
@@ -95,20 +130,59 @@ class Archive:
                 raise
         return new
 
+    def add_sent(self, message: ArchivedMessage) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO sent(id, sender, sent_at, recipients, everyone, text)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    message.id,
+                    message.sender,
+                    _to_utc(message.received_at).isoformat(),
+                    json.dumps(list(message.to), ensure_ascii=False),
+                    int(message.everyone),
+                    message.text,
+                ),
+            )
+
     def load(self, limit: int | None = None) -> list[ArchivedMessage]:
-        """The archived messages, newest first."""
-        sql = (
-            "SELECT id, sender, received_at, text FROM messages ORDER BY received_at DESC, id DESC"
+        """The received messages, newest first."""
+        return self._select(_RECEIVED, "", (), limit)
+
+    def load_sent(self, limit: int | None = None) -> list[ArchivedMessage]:
+        """The sent messages, newest first."""
+        return self._select(_SENT, "", (), limit)
+
+    def search(self, words: str, limit: int | None = None) -> list[ArchivedMessage]:
+        """Received and sent messages whose text, sender or recipients contain every word
+        of ``words`` (case-insensitive), newest first."""
+        terms = [term.casefold() for term in words.split()]
+        where = " AND ".join(
+            "instr(fold(text || ' ' || sender || ' ' || recipients), ?)" for _ in terms
         )
-        params: tuple[int, ...] = ()
+        return self._select(
+            f"{_RECEIVED} UNION ALL {_SENT}", f" WHERE {where}" if terms else "", terms, limit
+        )
+
+    def _select(
+        self, source: str, where: str, params: Sequence[object], limit: int | None
+    ) -> list[ArchivedMessage]:
+        sql = f"SELECT * FROM ({source})"
+        sql += where + " ORDER BY at DESC, id DESC"
         if limit is not None:
-            sql += " LIMIT ?"
-            params = (limit,)
+            sql += f" LIMIT {int(limit)}"
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
         return [
-            ArchivedMessage(int(i), str(s), datetime.fromisoformat(str(at)), str(t))
-            for i, s, at, t in rows
+            ArchivedMessage(
+                int(i),
+                str(s),
+                datetime.fromisoformat(str(at)),
+                str(t),
+                tuple(json.loads(str(to))),
+                bool(everyone),
+            )
+            for i, s, at, t, to, everyone in rows
         ]
 
     def count(self) -> int:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import ssl
 import threading
 import tkinter as tk
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +20,13 @@ from tkinter import ttk
 from typing import Any, Literal
 
 from mailslot.client import (
+    ConnectionLost,
     Disconnected,
     Event,
     LoginResult,
     MailWaiting,
     Message,
+    PasswordRequired,
     SendResult,
     ServerInfo,
     SyncClient,
@@ -30,18 +34,21 @@ from mailslot.client import (
     UserNew,
     UserOffline,
     UserOnline,
+    WrongPassword,
 )
 from mailslot.client.address import format_address, parse_address
 from mailslot.gui import theme
 from mailslot.gui.archive import Archive, ArchivedMessage, archive_path
 from mailslot.gui.compose import ComposeView, Mode
-from mailslot.gui.errors import login_sentence, send_sentence
+from mailslot.gui.errors import LOGIN_REFUSALS, login_sentence, send_sentence
+from mailslot.gui.history import SearchView, SentView
 from mailslot.gui.inbox import InboxView
-from mailslot.gui.login_view import LoginView
+from mailslot.gui.login_view import LoginView, PasswordDialog
 from mailslot.gui.roster import Roster, name_problem
 from mailslot.gui.settings import ClientSettings
 from mailslot.gui.tkasync import Pump
 from mailslot.gui.users_pane import UsersPane
+from mailslot.protocol.names import name_key
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +56,22 @@ State = Literal["login", "connecting", "online", "reconnecting", "closed"]
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 PING_EVERY_MS = 30_000
 ARCHIVE_SHOWN = 5_000
+SEARCH_SHOWN = 500
+LOGIN_SIZE = "560x480"
+MAIN_SIZE = "1000x700"
+MIN_SIZE = (720, 480)
 
 
 class NeedPassword(Exception):
-    """The server runs in password mode and no password was typed."""
+    """The name needs a password and none was typed."""
+
+
+class NewName(Exception):
+    """The name was never used: its password is being chosen, so it is asked for twice."""
+
+
+class ArchiveError(Exception):
+    """The local archive could not be opened or written; the message says why."""
 
 
 @dataclass
@@ -68,6 +87,7 @@ def open_session(
     port: int,
     user: str,
     password: str,
+    confirmed: bool,
     ssl_context: ssl.SSLContext | None,
     seen: set[int],
     probe: dict[str, str],
@@ -75,31 +95,82 @@ def open_session(
     """Worker thread: connect, log in, fetch the user list; the socket is closed on failure.
 
     A module-level function on purpose: worker threads must hold no reference to Tk objects.
-    ``probe["auth"]`` receives the server's auth mode even when the login fails.
+    ``probe["auth"]`` receives the server's auth mode even when the login fails. Unless the
+    password was ``confirmed`` (typed twice), the first attempt goes without it, so that a
+    new name's password is never set from a single, possibly mistyped, entry.
     """
     sc = SyncClient.connect(host, port, ssl_context=ssl_context, timeout=10.0, seen_ids=seen)
     try:
         info = sc.server_info
         probe["auth"] = info.auth
-        if info.auth == "password" and not password:
-            raise NeedPassword()
-        result = sc.login(user, password if info.auth == "password" else None)
-        users = sc.users()
-        return Session(sc, info, result, users)
+        if confirmed and password:
+            result = sc.login(user, password)
+        else:
+            try:
+                result = sc.login(user, None)
+            except PasswordRequired as refusal:
+                if refusal.extra.get("new"):
+                    raise NewName() from None
+                if not password:
+                    raise NeedPassword() from None
+                result = sc.login(user, password)
+        return Session(sc, info, result, sc.users())
     except BaseException:
         sc.close()
         raise
 
 
-def open_archive(
-    address: str, user: str, base: Path | None
-) -> tuple[Archive, list[ArchivedMessage]]:
-    archive = Archive(archive_path(address, user, base))
-    return archive, archive.load(ARCHIVE_SHOWN)
+class Mailbox:
+    """One user's archive on this computer, opened by the first worker thread that needs it.
+
+    Holds no Tk objects: it is used from worker threads only.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._archive: Archive | None = None
+        self._lock = threading.Lock()
+
+    def archive(self) -> Archive:
+        with self._lock:
+            if self._archive is None:
+                try:
+                    self._archive = Archive(self.path)
+                except (OSError, sqlite3.Error) as error:
+                    raise ArchiveError(str(error)) from None
+            return self._archive
+
+    def collect(self, sc: SyncClient) -> list[Message]:
+        """Fetch → archive → acknowledge (B1, B5); the messages new to the archive.
+
+        A message is acknowledged only once it is on this computer's disk. Redelivered
+        duplicates are acknowledged with the rest, and shown once.
+        """
+        messages = sc.fetch()
+        if messages:
+            try:
+                new = set(self.archive().add(messages))
+            except sqlite3.Error as error:
+                raise ArchiveError(str(error)) from None
+        else:
+            new = set()
+        with contextlib.suppress(ConnectionLost):  # archived: the next check acknowledges them
+            sc.ack(m.id for m in messages)
+        return [m for m in messages if m.id in new]
+
+    def keep_sent(self, message: ArchivedMessage) -> None:
+        self.archive().add_sent(message)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._archive is not None:
+                self._archive.close()
+                self._archive = None
 
 
 class ClientApp:
-    """One client window. ``window`` is the Tk root or a Toplevel (the demo opens three)."""
+    """One client window. ``window`` is the Tk root or a Toplevel (the demo opens three and
+    places them itself: ``place=False``)."""
 
     def __init__(
         self,
@@ -112,15 +183,17 @@ class ClientApp:
         data_dir: Path | None = None,
         remember: bool = True,
         autoconnect: bool = False,
+        place: bool = True,
     ) -> None:
         self.window = window
         self.ssl_context = ssl_context
         self.data_dir = data_dir
         self.remember = remember
+        self.place = place
         self.settings = ClientSettings.load() if remember else ClientSettings()
         self.state: State = "login"
         self.session: Session | None = None
-        self.archive: Archive | None = None
+        self.mailbox: Mailbox | None = None
         self.roster = Roster()
         self.host = ""
         self.port = 0
@@ -131,13 +204,13 @@ class ClientApp:
         self._attempt = 0
         self._retry_job: str | None = None
         self._ping_job: str | None = None
-        self._retry_at = 0.0
+        self._check_again = False
         self.main: ttk.Frame | None = None
 
         theme.apply(window)
         window.title("Mailslot")
-        window.geometry("1000x700")
-        window.minsize(800, 600)
+        if place:
+            window.geometry(LOGIN_SIZE)
         window.protocol("WM_DELETE_WINDOW", self.close)
         self.pump = Pump(window)
 
@@ -152,13 +225,14 @@ class ClientApp:
 
         for seq in ("<Control-r>", "<Control-R>", "<F5>"):
             window.bind(seq, lambda _e: self.check())
-        window.bind("<Control-Key-1>", lambda _e: self._show_tab(0))
-        window.bind("<Control-Key-2>", lambda _e: self._show_tab(1))
+        for tab in range(4):
+            window.bind(f"<Control-Key-{tab + 1}>", self._tab_shortcut(tab))
+        window.bind("<Control-f>", lambda _e: self._show_tab(3))
         if autoconnect and self.login.user_var.get():
             window.after_idle(self.login.submit)
 
     # ===== login ==============================================================================
-    def _connect(self, address: str, user: str, password: str) -> None:
+    def _connect(self, address: str, user: str, password: str, confirmed: bool) -> None:
         if self.state not in ("login",):
             return
         try:
@@ -179,6 +253,7 @@ class ClientApp:
             port,
             user,
             password,
+            confirmed,
             self.ssl_context,
             self._seen,
             self._probe,
@@ -208,12 +283,11 @@ class ClientApp:
         exc = fut.exception()
         if exc is not None:
             self.state = "login"
+            if isinstance(exc, NewName):
+                self.login.ask_new_password(self.user)
+                return
             if isinstance(exc, NeedPassword):
-                self.login.show_error(
-                    "This server protects every name with a password. "
-                    "Please enter yours (a new name's first password sets it).",
-                    "password",
-                )
+                self.login.ask_password(self.user)
                 return
             sentence, field = login_sentence(exc, self.user, self.address)
             self.login.show_error(sentence, field, retry=field == "server")  # type: ignore[arg-type]
@@ -225,16 +299,41 @@ class ClientApp:
         if self.remember:
             settings = self.settings
             self.pump.run(settings.save, done=lambda f: None)
-        self._build_main()
+        self.mailbox = Mailbox(archive_path(self.address, self.user, self.data_dir))
+        self._build_main(session.info)
         self._attach(session)
-        self.pump.run(
-            open_archive, self.address, self.user, self.data_dir, done=self._archive_loaded
-        )
+        self.pump.run(_load_history, self.mailbox, done=self._history_loaded)
+
+    @property
+    def _auto_key(self) -> str:
+        return f"{name_key(self.user)}@{self.address}"
+
+    @property
+    def fetch_on_arrival(self) -> bool:
+        return self._auto_key in self.settings.fetch_on_arrival
+
+    def set_fetch_on_arrival(self, on: bool) -> None:
+        """Remembered per user and server; off by default, so checking stays a click (S11)."""
+        keys = self.settings.fetch_on_arrival
+        if on:
+            keys.add(self._auto_key)
+        else:
+            keys.discard(self._auto_key)
+        if self.remember:
+            self.pump.run(self.settings.save, done=lambda f: None)
+        if self.main is not None:
+            self.inbox.set_auto(on)
+            if on and self.inbox.waiting:
+                self.check(show=False)
 
     # ===== main view ==========================================================================
-    def _build_main(self) -> None:
+    def _build_main(self, info: ServerInfo) -> None:
         self.login.set_busy(None)
+        self.login.leave_new_name()
         self.login.pack_forget()
+        if self.place:
+            self.window.geometry(MAIN_SIZE)
+        self.window.minsize(*MIN_SIZE)
         self.roster = Roster()
         main = self.main = ttk.Frame(self.window)
         header = ttk.Frame(main, style="Header.TFrame", padding=(theme.PAD + 4, 8))
@@ -254,6 +353,11 @@ class ClientApp:
             header, text="Sign out", style="Header.TButton", command=self.sign_out
         )
         self.signout_button.pack(side="right")
+        self.password_button = ttk.Button(
+            header, text="Password…", style="Header.TButton", command=self.open_password_dialog
+        )
+        if info.auth == "password":
+            self.password_button.pack(side="right", padx=(0, 8))
         self.status = ttk.Label(header, text="", style="Header.TLabel")
         self.status.pack(side="left", fill="x", expand=True)
         self.reconnect_button = ttk.Button(
@@ -269,22 +373,47 @@ class ClientApp:
         panes.add(right, weight=4)
         self.notebook = ttk.Notebook(right)
         self.notebook.pack(fill="both", expand=True)
-        self.compose = ComposeView(self.notebook, self.roster, self._send)
-        self.inbox = InboxView(self.notebook, self.check)
+        self.compose = ComposeView(
+            self.notebook, self.roster, self._send, info.max_text, info.max_recipients
+        )
+        self.inbox = InboxView(self.notebook, self.check, self.reply, self.set_fetch_on_arrival)
+        self.sent_view = SentView(self.notebook, self.reply)
+        self.search_view = SearchView(self.notebook, self.search, self.reply)
         self.notebook.add(self.compose, text="  Compose  ", underline=2)
         self.notebook.add(self.inbox, text="  Inbox  ", underline=2)
+        self.notebook.add(self.sent_view, text="  Sent  ", underline=2)
+        self.notebook.add(self.search_view, text="  Search  ", underline=2)
+        self.inbox.set_auto(self.fetch_on_arrival)
         self.compose.set_me(self.user)
         main.pack(fill="both", expand=True)
         self.window.after_idle(lambda: panes.sashpos(0, 250))  # type: ignore[no-untyped-call]
         self.window.after_idle(self.compose.to_entry.focus_set)
 
+    def _tab_shortcut(self, index: int) -> Callable[[object], None]:
+        return lambda _event: self._show_tab(index)
+
     def _show_tab(self, index: int) -> None:
         if self.main is not None:
             self.notebook.select(index)  # type: ignore[no-untyped-call]
+            if index == 3:
+                self.search_view.entry.focus_set()
 
     def _pick(self, name: str) -> None:
         self.notebook.select(self.compose)  # type: ignore[no-untyped-call]
         self.compose.pick(name)
+
+    def reply(self, message: ArchivedMessage, to_all: bool) -> None:
+        """Write to the sender of ``message`` or, ``to_all``, to everyone it went to but me."""
+        if self.main is None:
+            return
+        self.notebook.select(self.compose)  # type: ignore[no-untyped-call]
+        me = name_key(self.user)
+        if to_all and message.everyone:
+            self.compose.address([], everyone=True)
+            return
+        names = [message.sender, *message.to] if to_all else [message.sender]
+        others = [n for n in dict.fromkeys(names) if name_key(n) != me]
+        self.compose.address(others)
 
     def _attach(self, session: Session) -> None:
         """Make ``session`` the live connection and show it."""
@@ -304,6 +433,8 @@ class ClientApp:
         self._set_status(f"Connected to {self.address} as {self.user}{lock}", theme.ONLINE)
         self.reconnect_button.pack_forget()
         self._schedule_ping()
+        if self.fetch_on_arrival and session.login.waiting:
+            self.check(show=False)
 
     def _set_status(self, text: str, color: str) -> None:
         self.status.configure(text=text)
@@ -338,6 +469,11 @@ class ClientApp:
                 self._lost(ev.reason)
                 return
         self._update_badge()
+        if self.fetch_on_arrival and self.inbox.waiting:
+            if self.inbox.busy:  # the check under way may miss it: check again after
+                self._check_again = True
+            else:
+                self.check(show=False)
 
     def _schedule_ping(self) -> None:
         if self._ping_job is not None:
@@ -355,10 +491,8 @@ class ClientApp:
             self._schedule_ping()
 
     def _request_failed(self, fut: Future[Any], session: Session) -> None:
-        exc = fut.exception()
-        lost = exc is not None and getattr(exc, "code", "") == "connection_lost"
-        if lost and self.session is session:
-            self._lost(str(exc))
+        if isinstance(fut.exception(), ConnectionLost) and self.session is session:
+            self._lost(str(fut.exception()))
 
     # ===== connection loss and reconnect =====
     def _lost(self, reason: str) -> None:
@@ -400,6 +534,7 @@ class ClientApp:
             self.port,
             self.user,
             self._password,
+            True,  # the name is known to the server by now
             self.ssl_context,
             self._seen,
             self._probe,
@@ -416,113 +551,79 @@ class ClientApp:
             self._attach(fut.result())
             self.compose.validate()
             return
-        code = getattr(exc, "code", "")
-        if isinstance(exc, NeedPassword) or code in {
-            "wrong_password",
-            "invalid_username",
-            "password_required",
-        }:
+        if isinstance(exc, NeedPassword | NewName | LOGIN_REFUSALS):
             sentence, field = login_sentence(exc, self.user, self.address)
             self._back_to_login()
             self.login.show_error(sentence, field)  # type: ignore[arg-type]
             return
-        log.info("reconnecting to %s failed: %s", self.address, exc or code)
+        log.info("reconnecting to %s failed: %s", self.address, exc)
         self._schedule_reconnect()
 
-    # ===== archive and inbox ================================================================
-    def _archive_loaded(self, fut: Future[tuple[Archive, list[ArchivedMessage]]]) -> None:
-        exc = fut.exception()
+    # ===== archive, inbox, sent, search ======================================================
+    def _history_loaded(
+        self, fut: Future[tuple[list[ArchivedMessage], list[ArchivedMessage]]]
+    ) -> None:
         if self.main is None or self.state in ("login", "closed"):
-            if exc is None:
-                threading.Thread(target=fut.result()[0].close, daemon=True).start()
             return
+        exc = fut.exception()
         if exc is not None:
             self.inbox.say(f"The local archive could not be opened: {exc}.", "Error.TLabel")
             return
-        archive, messages = fut.result()
-        if self.archive is None:
-            self.archive = archive
-        else:
-            threading.Thread(target=archive.close, daemon=True).start()
-        self.inbox.load_archive(messages)
+        received, sent = fut.result()
+        self.inbox.load_archive(received)
+        self.sent_view.load(sent)
 
-    def check(self) -> None:
-        """Fetch → save to the local archive → acknowledge (B1, B5) → show."""
-        if self.state != "online" or self.session is None or self.main is None:
+    def check(self, *, show: bool = True) -> None:
+        """Fetch → archive → acknowledge (B1, B5) → show, all in one worker call.
+
+        ``show`` brings the inbox forward (a click does; mail fetched as it arrives does not).
+        """
+        session, mailbox = self.session, self.mailbox
+        if self.state != "online" or session is None or mailbox is None or self.main is None:
             return
-        if "disabled" in self.inbox.check_button.state():
+        if self.inbox.busy:
             return
-        self.notebook.select(self.inbox)  # type: ignore[no-untyped-call]
-        session = self.session
+        if show:
+            self.notebook.select(self.inbox)  # type: ignore[no-untyped-call]
         self.inbox.set_busy(True)
-        self.pump.watch(
-            session.sc.submit(session.sc.client.fetch), lambda f: self._fetched(f, session)
-        )
+        self.pump.run(mailbox.collect, session.sc, done=lambda f: self._collected(f, session))
 
-    def _fetched(self, fut: Future[list[Message]], session: Session) -> None:
+    def _collected(self, fut: Future[list[Message]], session: Session) -> None:
+        if self.main is None or self.state == "closed":
+            return
+        self.inbox.set_busy(False)
         exc = fut.exception()
-        if exc is not None:
-            self.inbox.set_busy(False)
-            self.inbox.say(f"Could not check messages: {send_sentence(exc)}", "Error.TLabel")
-            self._request_failed(fut, session)
-            return
-        messages = fut.result()
-        self.inbox.set_waiting(0)
-        self._update_badge()
-        if not messages:
-            self.inbox.set_busy(False)
-            self.inbox.show_new([])
-            return
-        if self.archive is None:
-            # Still opening: open it on the worker now (two handles to one file are fine).
-            self.pump.run(
-                open_archive,
-                self.address,
-                self.user,
-                self.data_dir,
-                done=lambda f: self._archive_ready(f, messages, session),
-            )
-            return
-        self.pump.run(self.archive.add, messages, done=lambda f: self._stored(f, messages, session))
-
-    def _archive_ready(
-        self,
-        fut: Future[tuple[Archive, list[ArchivedMessage]]],
-        messages: list[Message],
-        session: Session,
-    ) -> None:
-        if fut.exception() is not None:
-            self.inbox.set_busy(False)
+        if isinstance(exc, ArchiveError):
             self.inbox.say(
-                f"The local archive could not be opened ({fut.exception()}); "
-                "your messages stay on the server.",
+                f"Messages were not saved on this computer ({exc}); they stay on the server.",
                 "Error.TLabel",
             )
             return
-        if self.archive is None:
-            self.archive = fut.result()[0]
-        self.pump.run(self.archive.add, messages, done=lambda f: self._stored(f, messages, session))
-
-    def _stored(self, fut: Future[list[int]], messages: list[Message], session: Session) -> None:
-        self.inbox.set_busy(False)
-        exc = fut.exception()
         if exc is not None:
-            # Not archived, so not acknowledged: the server keeps them.
-            self.inbox.say(
-                f"Messages were not saved locally ({exc}); they stay on the server.", "Error.TLabel"
-            )
+            self.inbox.say(f"Could not check messages: {send_sentence(exc)}", "Error.TLabel")
+            self._request_failed(fut, session)
             return
-        new = set(fut.result())
-        ids = [m.id for m in messages]
-        self.pump.watch(
-            session.sc.submit(session.sc.client.ack, ids),
-            lambda f: self._request_failed(f, session),
-        )
-        fresh = [m for m in messages if m.id in new]
-        if fresh:
-            self.inbox.show_new(fresh)
-        else:
-            self.inbox.show_new([])
+        self.inbox.set_waiting(0)
+        self._update_badge()
+        self.inbox.show_new(fut.result())
+        if self._check_again:
+            self._check_again = False
+            self.check(show=False)
+
+    def search(self, words: str) -> None:
+        mailbox = self.mailbox
+        if mailbox is None:
+            return
+
+        def found(f: Future[list[ArchivedMessage]]) -> None:
+            if self.main is None:
+                return
+            if f.exception() is not None:
+                self.search_view.show_results(words, [])
+            else:
+                self.search_view.show_results(words, f.result())
+
+        self.pump.run(lambda: mailbox.archive().search(words, SEARCH_SHOWN), done=found)
 
     # ===== sending =============================================================================
     def _send(self, text: str, names: list[str], mode: Mode) -> None:
@@ -533,10 +634,10 @@ class ClientApp:
         fut = session.sc.submit(
             session.sc.client.send, text, to=names, everyone=mode == "all", many=mode == "many"
         )
-        self.pump.watch(fut, lambda f: self._sent(f, names, mode, session))
+        self.pump.watch(fut, lambda f: self._sent(f, text, names, mode, session))
 
     def _sent(
-        self, fut: Future[SendResult], names: list[str], mode: Mode, session: Session
+        self, fut: Future[SendResult], text: str, names: list[str], mode: Mode, session: Session
     ) -> None:
         exc = fut.exception()
         if exc is not None:
@@ -545,6 +646,12 @@ class ClientApp:
         else:
             result = fut.result()
             self.compose.send_succeeded(result.recipients, names, mode == "all", result.at)
+            sent = ArchivedMessage(
+                result.id, self.user, result.at, text, tuple(names), everyone=mode == "all"
+            )
+            self.sent_view.add(sent)
+            if self.mailbox is not None:
+                self.pump.run(self.mailbox.keep_sent, sent, done=lambda f: None)
         self.refresh_users()
 
     def refresh_users(self) -> None:
@@ -559,6 +666,37 @@ class ClientApp:
 
         self.pump.watch(session.sc.submit(session.sc.client.users), done)
 
+    # ===== password ============================================================================
+    def open_password_dialog(self) -> PasswordDialog | None:
+        if self.session is None:
+            return None
+        return PasswordDialog(self.window, self.user, self._change_password)
+
+    def _change_password(self, dialog: PasswordDialog, old: str, new: str) -> None:
+        session = self.session
+        if session is None:
+            dialog.failed("Not connected. Try again once the connection is back.")
+            return
+
+        def done(f: Future[None]) -> None:
+            exc = f.exception()
+            if exc is None and self.main is not None:
+                self._password = new
+                self._set_status(
+                    f"Password changed. Connected to {self.address} as {self.user}", theme.ONLINE
+                )
+            if not dialog.winfo_exists():  # closed while the server was asked
+                return
+            if exc is None:
+                dialog.destroy()
+            elif isinstance(exc, WrongPassword):
+                dialog.failed("The current password is wrong.")
+            else:
+                sentence = send_sentence(exc)
+                dialog.failed(sentence[:1].upper() + sentence[1:])
+
+        self.pump.watch(session.sc.submit(session.sc.client.change_password, old, new), done)
+
     # ===== leaving =============================================================================
     def _back_to_login(self) -> None:
         self._drop_session()
@@ -567,6 +705,9 @@ class ClientApp:
             self.main = None
         self.state = "login"
         self.window.title("Mailslot")
+        if self.place:
+            self.window.minsize(1, 1)
+            self.window.geometry(LOGIN_SIZE)
         self.login.set_busy(None)
         self.login.pack(fill="both", expand=True)
 
@@ -581,13 +722,15 @@ class ClientApp:
             self.pump.forget_queue(sc.events)
             threading.Thread(target=sc.close, daemon=True).start()
             self.session = None
-        if self.archive is not None:
-            threading.Thread(target=self.archive.close, daemon=True).start()
-            self.archive = None
+        if self.mailbox is not None:
+            threading.Thread(target=self.mailbox.close, daemon=True).start()
+            self.mailbox = None
         self._seen = set()
 
     def sign_out(self) -> None:
         self._back_to_login()
+        self._password = ""
+        self.login.clear_passwords()
         self.login.show_info(f"Signed out of {self.address}.")
 
     def close(self) -> None:
@@ -597,6 +740,12 @@ class ClientApp:
         self.pump.stop()
         with contextlib.suppress(tk.TclError):
             self.window.destroy()
+
+
+def _load_history(mailbox: Mailbox) -> tuple[list[ArchivedMessage], list[ArchivedMessage]]:
+    """Worker thread: the received and the sent messages kept on this computer."""
+    archive = mailbox.archive()
+    return archive.load(ARCHIVE_SHOWN), archive.load_sent(ARCHIVE_SHOWN)
 
 
 def run_client(server: str | None, user: str | None, ssl_context: ssl.SSLContext | None) -> int:

@@ -9,8 +9,9 @@ from tkinter import ttk
 from typing import Literal
 
 from mailslot.gui import theme
-from mailslot.gui.roster import Roster, name_key
+from mailslot.gui.roster import Roster
 from mailslot.gui.widgets import Debouncer, ScrolledTree, scroll_text
+from mailslot.protocol.names import name_key
 
 Mode = Literal["one", "many", "all"]
 SendFn = Callable[[str, list[str], Mode], None]
@@ -24,13 +25,16 @@ PICKER_HINTS: dict[Mode, str] = {
 
 
 class ComposeView(ttk.Frame):
-    def __init__(self, master: tk.Misc, roster: Roster, send: SendFn) -> None:
+    def __init__(
+        self, master: tk.Misc, roster: Roster, send: SendFn, max_text: int, max_recipients: int
+    ) -> None:
+        """``max_text`` and ``max_recipients``: the server's limits, from its greeting."""
         super().__init__(master, padding=theme.PAD + 2)
         self.roster = roster
         self._send = send
         self.me = ""
-        self.max_text = 1000
-        self.max_recipients = 100
+        self.max_text = max_text
+        self.max_recipients = max_recipients
         self.connected = False
         self.sending = False
         self._shown: list[str] = []
@@ -72,6 +76,14 @@ class ComposeView(ttk.Frame):
         self.tree.column("#0", width=220, stretch=True)
         self.tree.tag_configure("offline", foreground=theme.MUTED)
         self.picker.grid(row=2, column=0, columnspan=2, sticky="nsew")
+        self.picker_empty = ttk.Label(
+            self.picker,
+            text="Nobody else has used this server yet.\n"
+            "Names appear here as soon as people sign in.",
+            style="Muted.TLabel",
+            background=theme.SURFACE,
+            justify="center",
+        )
         self.tree.bind("<<TreeviewSelect>>", lambda _e: self.validate())
         self.tree.bind("<Button-1>", self._click)
         self.tree.bind("<space>", self._space)
@@ -166,6 +178,23 @@ class ComposeView(ttk.Frame):
         self.text.focus_set()
         self.validate()
 
+    def address(self, names: list[str], *, everyone: bool = False) -> None:
+        """Start a message to ``names`` (one person or several), or to everyone (a reply)."""
+        if everyone:
+            self.set_mode("all")
+        else:
+            self.set_mode("one" if len(names) == 1 else "many")
+            self.tree.selection_set(())
+            self.to_var.set("")
+            for name in names:
+                if self.roster.lookup(name) is None:
+                    self.to_var.set(name)  # no longer on the list: said so, Send disabled
+                else:
+                    self._select(name)
+        # After the notebook's own focus handling of a tab change.
+        self.after_idle(self.text.focus_set)
+        self.validate()
+
     def selected_names(self) -> list[str]:
         names = []
         for iid in self.tree.selection():
@@ -217,6 +246,10 @@ class ComposeView(ttk.Frame):
                 )
         self._shown = wanted
         self._rendered_version = self.roster.version
+        if wanted:
+            self.picker_empty.place_forget()
+        else:
+            self.picker_empty.place(relx=0.5, rely=0.5, anchor="center")
         self.validate()
 
     # ----- interaction ---------------------------------------------------------------------
@@ -444,7 +477,9 @@ class ComposeView(ttk.Frame):
             self.to_summary.configure(text="To: " + (", ".join(names) if names else "nobody yet"))
         problem = self.problem()
         self.send_button.state(["disabled"] if problem else ["!disabled"])
-        self.hint.configure(text=problem or "Ready to send.")
+        said = str(self.feedback.cget("text"))
+        # A problem already said in red below is not repeated in grey.
+        self.hint.configure(text="" if problem and problem == said else problem or "Ready to send.")
 
     def submit(self) -> None:
         if self.to_var.get().strip() and self.mode != "all" and not self.accept_typed():

@@ -18,9 +18,10 @@ from tkinter import messagebox, ttk
 from typing import Any
 
 from mailslot.gui import theme
-from mailslot.gui.roster import name_key
+from mailslot.gui.roster import filter_key
 from mailslot.gui.tkasync import Pump
 from mailslot.gui.widgets import ScrolledTree, dot_image, refill_tree, scroll_text
+from mailslot.protocol.names import name_key
 from mailslot.server import ServerConfig, ServerEvent, ServerSnapshot, ServerThread, UserRow
 from mailslot.server.config import startup_failure
 
@@ -143,7 +144,7 @@ class Dashboard:
         theme.apply(window)
         window.title("Mailslot server")
         window.geometry("1100x720")
-        window.minsize(800, 560)
+        window.minsize(720, 480)
         window.protocol("WM_DELETE_WINDOW", self.request_close)
         self._img_on = dot_image(window, theme.ONLINE)
         self._img_off = dot_image(window, theme.OFFLINE, hollow=True)
@@ -389,7 +390,7 @@ class Dashboard:
         snap = self.snapshot
         if snap is None:
             return
-        flt = name_key(self.filter_var.get())
+        flt = filter_key(self.filter_var.get())
         rows = [r for r in snap.users if not flt or flt in name_key(r.name)]
         rows.sort(key=self._sort_key, reverse=self._sort_reverse)
         wanted = [name_key(r.name) for r in rows]

@@ -40,9 +40,15 @@ class Demo:
                 data_dir=data_dir / "clients",
                 remember=False,
                 autoconnect=True,
+                place=False,
             )
             top.geometry(places[i + 1])
             self.clients[name] = app
+        # Stacked in the order they cascade, the dashboard at the bottom, so that every
+        # window's title and header stay in view.
+        root.update_idletasks()
+        for app in self.clients.values():
+            app.window.lift()
         self._greeted = False
         root.after(200, self._greet)
 
@@ -82,18 +88,29 @@ def run_demo() -> int:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+TITLE_BAR = 32
+"""Room a window manager's title bar takes above each window."""
+FRAME = 4
+"""Room a window manager's borders take beside each window."""
+PANELS = 48
+"""Room desktop panels (task bar, top bar) may take off the screen's height."""
+CLIENT_MIN = (720, 480)
+CASCADE_STEP = (160, 60)
+
+
 def _places(screen_width: int, screen_height: int) -> list[str]:
-    """Geometries for the dashboard and the three clients: a 2×2 grid where four
-    windows of at least 800×600 fit, else a cascade that keeps every title bar visible."""
-    half_width, half_height = screen_width // 2, (screen_height - 60) // 2
-    if half_width >= 800 and half_height >= 600:
+    """Geometries for the dashboard and the three clients, every one inside the screen with
+    room for title bars and panels: a 2×2 grid where four windows of at least
+    ``CLIENT_MIN`` fit, else a cascade that keeps every title bar and left edge in view."""
+    usable = screen_height - PANELS
+    half_width, half_height = screen_width // 2, usable // 2 - TITLE_BAR
+    if half_width >= CLIENT_MIN[0] and half_height >= CLIENT_MIN[1]:
         return [
-            f"{half_width}x{half_height}+{x}+{y}"
-            for y in (0, half_height + 30)
+            f"{half_width - FRAME}x{half_height}+{x}+{y}"
+            for y in (0, half_height + TITLE_BAR)
             for x in (0, half_width)
         ]
-    cascade = ["1100x720+0+0"]
-    for i in range(3):
-        x = min(80 + 60 * i, max(0, screen_width - 1000))
-        cascade.append(f"1000x700+{x}+{60 + 50 * i}")
-    return cascade
+    dx, dy = CASCADE_STEP
+    width = max(CLIENT_MIN[0], min(1000, screen_width - 3 * dx - FRAME))
+    height = max(CLIENT_MIN[1], min(700, usable - 3 * dy - TITLE_BAR))
+    return [f"{width}x{height}+{dx * i}+{dy * i}" for i in range(4)]

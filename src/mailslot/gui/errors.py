@@ -2,37 +2,47 @@
 
 from __future__ import annotations
 
-from mailslot.client import MailslotError
+from mailslot.client import (
+    ConfusableUsername,
+    ConnectError,
+    ConnectionLost,
+    InvalidUsername,
+    MailslotError,
+    PasswordRequired,
+    RateLimited,
+    ServerBusy,
+    UnknownRecipient,
+    UsernameInUse,
+    WrongPassword,
+)
+
+LOGIN_REFUSALS = (WrongPassword, InvalidUsername, ConfusableUsername, PasswordRequired)
+"""Refusals that another attempt with the same name and password cannot overcome."""
 
 
 def login_sentence(exc: BaseException, user: str, where: str) -> tuple[str, str]:
     """(sentence, field to focus) for a failed connect or login."""
-    code = getattr(exc, "code", "")
-    if code == "username_in_use":
+    if isinstance(exc, UsernameInUse):
         return (
             f"The name “{user}” is in use by someone connected right now. "
             "Please choose another name.",
             "user",
         )
-    if code == "wrong_password":
+    if isinstance(exc, WrongPassword):
         return f"Wrong password for “{user}”. Please try again.", "password"
-    if code == "password_required":
+    if isinstance(exc, PasswordRequired):
         return "This server protects every name with a password. Please enter yours.", "password"
-    if code == "invalid_username":
+    if isinstance(exc, InvalidUsername | ConfusableUsername):
+        return _sentence(str(exc)[:1].upper() + str(exc)[1:]), "user"
+    if isinstance(exc, RateLimited):
         return (
-            f"“{user}” cannot be used as a name: use 1–32 letters, digits, “.”, “_” or “-”.",
-            "user",
-        )
-    if code == "rate_limited":
-        wait = getattr(exc, "retry_after", 60.0)
-        return (
-            f"Too many attempts for “{user}”. Please wait {int(wait + 0.999)} seconds "
+            f"Too many attempts for “{user}”. Please wait {int(exc.retry_after + 0.999)} seconds "
             "and try again.",
             "password",
         )
-    if code == "server_busy":
+    if isinstance(exc, ServerBusy):
         return f"The server at {where} is full right now. Please retry in a moment.", "server"
-    if code in {"unreachable", "connection_lost"} or isinstance(exc, OSError):
+    if isinstance(exc, ConnectError | ConnectionLost | OSError):
         detail = str(exc)
         return (
             f"{detail[0].upper() + detail[1:] if detail else 'Cannot reach ' + where}. "
@@ -45,16 +55,14 @@ def login_sentence(exc: BaseException, user: str, where: str) -> tuple[str, str]
 
 
 def send_sentence(exc: BaseException) -> str:
-    code = getattr(exc, "code", "")
-    if code == "unknown_recipient":
-        names = list(getattr(exc, "names", []))
-        listed = ", ".join(f"“{n}”" for n in names) or "a recipient"
+    if isinstance(exc, UnknownRecipient):
+        listed = ", ".join(f"“{n}”" for n in exc.names) or "a recipient"
         return (
             f"the server does not know {listed}. Pick names from the list (it has been refreshed)."
         )
-    if code == "connection_lost":
+    if isinstance(exc, ConnectionLost):
         return "the connection was lost. Your text is kept; send again once reconnected."
-    if code == "rate_limited":
+    if isinstance(exc, RateLimited):
         return "you are sending too fast. Please wait a moment and send again."
     if isinstance(exc, MailslotError):
         return _sentence(str(exc))

@@ -1,4 +1,5 @@
-"""Inbox (S11–S13, B4, B5): the waiting-count badge, Check messages, new and archived messages."""
+"""Inbox (S11–S13, B4, B5): the waiting-count badge, Check messages, fetch-on-arrival,
+new messages above the ones kept on this computer."""
 
 from __future__ import annotations
 
@@ -9,27 +10,25 @@ from tkinter import ttk
 
 from mailslot.gui import theme
 from mailslot.gui.archive import MessageLike
-from mailslot.gui.widgets import ReadOnlyText
+from mailslot.gui.messages import MessageText, ReplyFn
 
 ARCHIVE_CHUNK = 400
-
-
-def local_time(at: datetime, now: datetime | None = None) -> str:
-    """Server reception time in local time: "today 14:03:12" or "Mon 24 Nov 2026, 09:15:02"."""
-    local = at.astimezone()
-    now = (now or datetime.now()).astimezone()
-    if local.date() == now.date():
-        return local.strftime("today %H:%M:%S")
-    return local.strftime("%a %d %b %Y, %H:%M:%S")
+NOTHING_FETCHED = "Nothing fetched yet. Press “Check messages” to fetch your mail."
+NOTHING_FETCHED_AUTO = "Nothing new yet. New mail is fetched as it arrives."
 
 
 class InboxView(ttk.Frame):
-    def __init__(self, master: tk.Misc, check: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        master: tk.Misc,
+        check: Callable[[], None],
+        reply: ReplyFn,
+        fetch_on_arrival: Callable[[bool], None],
+    ) -> None:
         super().__init__(master, padding=theme.PAD + 2)
         self._check = check
+        self._fetch_on_arrival = fetch_on_arrival
         self.waiting = 0
-        self.new_count = 0
-        self.archive_count = 0
         self.new_ids: list[int] = []
         self._archive_job: str | None = None
 
@@ -44,51 +43,26 @@ class InboxView(ttk.Frame):
         self.badge_text = ttk.Label(bar, text="nothing waiting on the server", style="Muted.TLabel")
         self.badge_text.pack(side="left", padx=(6, 0))
         ttk.Label(bar, text="Ctrl+R", style="Muted.TLabel").pack(side="right")
+        self.auto_var = tk.BooleanVar(self, value=False)
+        self.auto_check = ttk.Checkbutton(
+            self,
+            text="Fetch new mail as it arrives",
+            variable=self.auto_var,
+            command=lambda: self._fetch_on_arrival(self.auto_var.get()),
+        )
+        self.auto_check.grid(row=1, column=0, sticky="w", pady=(8, 0))
         self.notice = ttk.Label(self, text="", style="Muted.TLabel")
-        self.notice.grid(row=1, column=0, sticky="ew", pady=(8, 8))
+        self.notice.grid(row=2, column=0, sticky="ew", pady=(4, 8))
 
-        self.view = ReadOnlyText(self)
-        self.view.grid(row=2, column=0, sticky="nsew")
+        self.view = MessageText(self, reply)
+        self.view.grid(row=3, column=0, sticky="nsew")
         self.columnconfigure(0, weight=1)
-        self.rowconfigure(2, weight=1)
+        self.rowconfigure(3, weight=1)
 
-        t = self.text = self.view.text
-        base = theme.font(self)
-        t.configure(font=base, spacing1=0, spacing3=0)
-        t.tag_configure(
-            "section",
-            font=theme.font(self, 1, "bold"),
-            foreground=theme.TEXT,
-            spacing1=6,
-            spacing3=8,
-        )
-        t.tag_configure("empty", foreground=theme.MUTED, spacing3=10, lmargin1=4)
-        t.tag_configure("sender", font=theme.font(self, 0, "bold"), spacing1=8)
-        t.tag_configure("time", foreground=theme.MUTED)
-        t.tag_configure(
-            "body",
-            lmargin1=4,
-            lmargin2=4,
-            rmargin=8,
-            spacing1=3,
-            spacing2=2,
-            spacing3=10,
-            font=theme.font(self, 1),
-        )
-        t.tag_configure("new", background=theme.NEW_BG, lmargin1=4, lmargin2=4)
-        t.tag_configure("newmark", foreground=theme.ACCENT, font=theme.font(self, -1, "bold"))
-        t.insert("end", "New messages\n", ("section",))
-        t.mark_set("new_top", "end-1c")
-        t.mark_gravity("new_top", "left")
-        t.insert(
-            "end",
-            "Nothing fetched yet. Press “Check messages” to fetch your mail.\n",
-            ("empty", "newempty"),
-        )
-        t.insert("end", "\n")
-        t.mark_set("arch_head", "end-1c")
-        t.mark_gravity("arch_head", "left")
-        self._archive_header(0)
+        self.text = self.view.text
+        self._new: list[MessageLike] = []
+        self._auto = False
+        self._render(0)
         self.set_waiting(0)
 
     # ----- badge -----------------------------------------------------------------------------
@@ -102,10 +76,26 @@ class InboxView(ttk.Frame):
             self.badge.configure(text="0", style="BadgeIdle.TLabel")
             self.badge_text.configure(text="nothing waiting on the server")
 
+    def set_auto(self, on: bool) -> None:
+        """Show whether mail is fetched as it arrives (the setting, not a click)."""
+        self.auto_var.set(on)
+        self._auto = on
+        ranges = self.text.tag_ranges("newempty")
+        if ranges:
+            self.text.delete(ranges[0], ranges[1])
+            self.text.insert("new_top", self._nothing_new() + "\n", ("empty", "newempty"))
+
+    def _nothing_new(self) -> str:
+        return NOTHING_FETCHED_AUTO if self._auto else NOTHING_FETCHED
+
     # ----- actions ---------------------------------------------------------------------------
     def check(self) -> None:
         if "disabled" not in self.check_button.state():
             self._check()
+
+    @property
+    def busy(self) -> bool:
+        return "disabled" in self.check_button.state()
 
     def set_busy(self, busy: bool) -> None:
         self.check_button.state(["disabled"] if busy else ["!disabled"])
@@ -121,76 +111,56 @@ class InboxView(ttk.Frame):
     # ----- content ---------------------------------------------------------------------------
     def show_new(self, messages: Sequence[MessageLike]) -> None:
         """Show freshly fetched messages at the top, newest first (S12); [] means S13."""
-        now = datetime.now()
+        now = datetime.now().strftime("%H:%M:%S")
         if not messages:
-            self.say(f"No new messages (checked {now.strftime('%H:%M:%S')}).", "Warning.TLabel")
+            self.say(f"No new messages (checked {now}).", "Warning.TLabel")
             return
         t = self.text
         ranges = t.tag_ranges("newempty")
         if ranges:
             t.delete(ranges[0], ranges[1])
         for m in sorted(messages, key=lambda m: (m.received_at, m.id)):
-            self._insert_at("new_top", m, new=True)
+            self.view.insert_message("new_top", m, new=True)
             self.new_ids.append(m.id)
-        self.new_count += len(messages)
+            self._new.insert(0, m)
         n = len(messages)
         self.say(
-            f"{n} new {'message' if n == 1 else 'messages'} (checked {now.strftime('%H:%M:%S')}).",
-            "Success.TLabel",
+            f"{n} new {'message' if n == 1 else 'messages'} (checked {now}).", "Success.TLabel"
         )
         t.see("1.0")
 
     def load_archive(self, messages: Sequence[MessageLike]) -> None:
-        """Append archived messages (newest first) below the new ones, in chunks."""
+        """Show archived messages (newest first) below the new ones, in chunks."""
         if self._archive_job is not None:
             self.after_cancel(self._archive_job)
             self._archive_job = None
-        self.archive_count = len(messages)
-        self._archive_header(len(messages))
+        self._render(len(messages))
         if messages:
             self._append_chunk(list(messages), 0)
 
-    def _archive_header(self, count: int) -> None:
+    def _render(self, archived: int) -> None:
+        """Lay out both sections afresh: new messages (marked "new_top" above them) and the
+        heading of ``archived`` messages kept on this computer, which follow at the end."""
         t = self.text
-        t.delete("arch_head", "end")
-        if count:
-            t.insert("end", f"Earlier messages, kept on this computer ({count:,})\n", ("section",))
-        else:
-            t.insert("end", "Earlier messages, kept on this computer\n", ("section",))
+        t.delete("1.0", "end")
+        t.insert("end", "New messages\n", ("section",))
+        t.mark_set("new_top", "2.0")
+        t.mark_gravity("new_top", "left")
+        for m in self._new:
+            self.view.insert_message("end", m, new=True)
+        if not self._new:
+            t.insert("end", self._nothing_new() + "\n", ("empty", "newempty"))
+        title = "Earlier messages, kept on this computer" + (f" ({archived:,})" if archived else "")
+        t.insert("end", "\n" + title + "\n", ("section",))
+        if not archived:
             t.insert("end", "No archived messages yet.\n", ("empty",))
 
     def _append_chunk(self, messages: list[MessageLike], start: int) -> None:
         self._archive_job = None
         for m in messages[start : start + ARCHIVE_CHUNK]:
-            self._insert_at("end", m, new=False)
+            self.view.insert_message("end", m)
         if start + ARCHIVE_CHUNK < len(messages):
             self._archive_job = self.after(1, self._append_chunk, messages, start + ARCHIVE_CHUNK)
-
-    def _insert_at(self, index: str, m: MessageLike, new: bool) -> None:
-        t = self.text
-        extra = ("new",) if new else ()
-        if index == "end":
-            t.insert(
-                "end",
-                m.sender,
-                ("sender", *extra),
-                "   " + local_time(m.received_at),
-                ("time", *extra),
-            )
-            if new:
-                t.insert("end", "   NEW", ("newmark", *extra))
-            t.insert("end", "\n", ("sender", *extra), m.text + "\n", ("body", *extra))
-        else:
-            chunks: list[tuple[str, tuple[str, ...]]] = [
-                (m.sender, ("sender", *extra)),
-                ("   " + local_time(m.received_at), ("time", *extra)),
-            ]
-            if new:
-                chunks.append(("   NEW", ("newmark", *extra)))
-            chunks += [("\n", ("sender", *extra)), (m.text + "\n", ("body", *extra))]
-            # Insert in reverse at a left-gravity mark so the pieces read in order.
-            for piece, tags in reversed(chunks):
-                t.insert(index, piece, tags)
 
     def content(self) -> str:
         """The visible text (for tests and copy)."""

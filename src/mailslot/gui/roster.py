@@ -1,30 +1,37 @@
-"""The client's view of the server's username log: names, who is online, name matching."""
+"""The client's view of the server's username log: names, who is online, name matching.
+
+Names are compared by the protocol's own ``name_key``, so the client and the server
+always agree on who is who (B9).
+"""
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-NAME_MAX = 32
+from mailslot.protocol.names import InvalidName, display_name, name_key
 
 
-def name_key(name: str) -> str:
-    """The identity of a name as the server compares it (NFKC, trimmed, case-folded)."""
-    return unicodedata.normalize("NFKC", name).strip().casefold()
+def key_or_none(name: str) -> str | None:
+    """``name_key(name)``, or None when ``name`` cannot be a username."""
+    try:
+        return name_key(name)
+    except InvalidName:
+        return None
+
+
+def filter_key(text: str) -> str:
+    """What a filter box's text matches name keys by, even when it is no name itself."""
+    return key_or_none(text) or text.strip().casefold()
 
 
 def name_problem(name: str) -> str | None:
     """A sentence saying why ``name`` cannot be a username, or None if it can."""
-    norm = unicodedata.normalize("NFKC", name).strip()
-    if not norm:
-        return "Please enter a username."
-    if len(norm) > NAME_MAX:
-        return f"A username has at most {NAME_MAX} characters; this one has {len(norm)}."
-    bad = sorted({ch for ch in norm if not (ch.isalnum() or ch in "._-")})
-    if bad:
-        shown = " ".join("space" if ch == " " else ch for ch in bad[:5])
-        return f"A username may contain letters, digits, “.”, “_” and “-” only (not: {shown})."
+    try:
+        display_name(name)
+    except InvalidName as problem:
+        text = str(problem)
+        return text[:1].upper() + text[1:] + "."
     return None
 
 
@@ -73,21 +80,25 @@ class Roster:
             self._people[key] = Person(name, False)
             self._changed()
 
-    def people(self) -> list[Person]:
+    def _sorted_keys(self) -> list[str]:
         if self._order is None:
             self._order = sorted(self._people, key=lambda k: (k, self._people[k].name))
-        return [self._people[k] for k in self._order]
+        return self._order
+
+    def people(self) -> list[Person]:
+        return [self._people[k] for k in self._sorted_keys()]
 
     def lookup(self, typed: str) -> Person | None:
-        return self._people.get(name_key(typed))
+        key = key_or_none(typed)
+        return None if key is None else self._people.get(key)
 
     def completions(self, prefix: str, exclude: str | None = None) -> list[str]:
-        key = name_key(prefix)
-        skip = name_key(exclude) if exclude else None
+        key = key_or_none(prefix)
+        if key is None:
+            return []
+        skip = key_or_none(exclude) if exclude else None
         return [
-            p.name
-            for k, p in ((name_key(p.name), p) for p in self.people())
-            if k.startswith(key) and k != skip
+            self._people[k].name for k in self._sorted_keys() if k.startswith(key) and k != skip
         ]
 
     def __len__(self) -> int:

@@ -1,4 +1,5 @@
-"""Small remembered client settings (last server address, last name, each server's auth mode).
+"""Small remembered client settings: the last server address and name, each server's auth
+mode, and who has mail fetched as it arrives (per user and server).
 
 Stored as JSON in ``$XDG_CONFIG_HOME/mailslot/client.json`` (default ``~/.config``).
 A missing or damaged file simply means "no settings yet".
@@ -29,6 +30,7 @@ class ClientSettings:
     server: str = DEFAULT_SERVER
     user: str = ""
     auth_modes: dict[str, str] = field(default_factory=dict)
+    fetch_on_arrival: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, path: Path | None = None) -> ClientSettings:
@@ -42,12 +44,14 @@ class ClientSettings:
         server = raw.get("server")
         user = raw.get("user")
         modes = raw.get("auth_modes")
+        auto = raw.get("fetch_on_arrival")
         return cls(
             server=server if isinstance(server, str) and server else DEFAULT_SERVER,
             user=user if isinstance(user, str) else "",
             auth_modes={str(k): str(v) for k, v in modes.items()}
             if isinstance(modes, dict)
             else {},
+            fetch_on_arrival={str(k) for k in auto} if isinstance(auto, list) else set(),
         )
 
     def save(self, path: Path | None = None) -> None:
@@ -56,7 +60,13 @@ class ClientSettings:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(
             json.dumps(
-                {"server": self.server, "user": self.user, "auth_modes": self.auth_modes}, indent=2
+                {
+                    "server": self.server,
+                    "user": self.user,
+                    "auth_modes": self.auth_modes,
+                    "fetch_on_arrival": sorted(self.fetch_on_arrival),
+                },
+                indent=2,
             ),
             encoding="utf-8",
         )

@@ -175,6 +175,29 @@ def apply(root: tk.Misc) -> None:
     style.configure("Sash", sashthickness=6, gripcount=0)
     if isinstance(root, tk.Tk | tk.Toplevel):
         root.configure(background=BG)
+    _select_all_with_ctrl_a(root)
+
+
+def _select_all_with_ctrl_a(root: tk.Misc) -> None:
+    """Ctrl+A selects everything in text fields, as elsewhere on the desktop (Tk's own
+    binding moves to the start of the line, as in Emacs)."""
+
+    def entry(event: tk.Event[tk.Misc]) -> str:
+        widget = event.widget
+        if isinstance(widget, tk.Entry | ttk.Entry):
+            widget.selection_range(0, "end")
+            widget.icursor("end")
+        return "break"
+
+    def text(event: tk.Event[tk.Misc]) -> str:
+        if isinstance(event.widget, tk.Text):
+            event.widget.tag_add("sel", "1.0", "end-1c")
+        return "break"
+
+    for sequence in ("<Control-a>", "<Control-A>"):
+        for widget_class in ("TEntry", "Entry"):
+            root.bind_class(widget_class, sequence, entry)
+        root.bind_class("Text", sequence, text)
 
 
 def font(root: tk.Misc, delta: int = 0, weight: str = "normal", mono: bool = False) -> tkfont.Font:

@@ -8,8 +8,9 @@ from tkinter import ttk
 from typing import Any
 
 from mailslot.gui import theme
-from mailslot.gui.roster import Roster, name_key
+from mailslot.gui.roster import Roster, filter_key
 from mailslot.gui.widgets import Debouncer, ScrolledTree, dot_image, refill_tree
+from mailslot.protocol.names import name_key
 
 
 class UsersPane(ttk.Frame):
@@ -27,8 +28,12 @@ class UsersPane(ttk.Frame):
         self._refresh = Debouncer(self, self.render)
         self._rendered_version = -1
         self._rendered_filter: str | None = None
+        self._rendered_width = -1
         self._shown: list[str] = []
         self._values: dict[str, tuple[str, bool]] = {}
+        self._font = theme.font(self)
+        self._bold = theme.font(self, weight="bold")
+        self._label_width = 0
         self._img_on = dot_image(self, theme.ONLINE)
         self._img_off = dot_image(self, theme.OFFLINE, hollow=True)
 
@@ -53,6 +58,7 @@ class UsersPane(ttk.Frame):
         self.hint.grid(row=4, column=0, sticky="w", pady=(6, 0))
         self.columnconfigure(0, weight=1)
         self.rowconfigure(3, weight=1)
+        tree.bind("<Configure>", self._tree_resized, add="+")
         tree.bind("<Double-1>", self._picked)
         tree.bind("<Return>", self._picked)
         roster.on_change(self.schedule)
@@ -93,8 +99,13 @@ class UsersPane(ttk.Frame):
 
     def render(self) -> None:
         self._refresh.cancel()
-        flt = name_key(self.filter_text)
-        if self._rendered_version == self.roster.version and self._rendered_filter == flt:
+        flt = filter_key(self.filter_text)
+        width = self._label_width
+        if (self._rendered_version, self._rendered_filter, self._rendered_width) == (
+            self.roster.version,
+            flt,
+            width,
+        ):
             return
         people = self.roster.people()
         me_key = name_key(self.me) if self.me else None
@@ -104,7 +115,7 @@ class UsersPane(ttk.Frame):
             key = name_key(p.name)
             if flt and flt not in key:
                 continue
-            label = f"{p.name}  (you)" if key == me_key else p.name
+            label = self._fit(p.name, "  (you)" if key == me_key else "", width)
             wanted.append(key)
             values[key] = (label, p.online)
 
@@ -121,11 +132,29 @@ class UsersPane(ttk.Frame):
         self._values = values
         self._rendered_version = self.roster.version
         self._rendered_filter = flt
+        self._rendered_width = width
         total, online_n = len(self.roster), self.roster.online_count
         self.summary.configure(
             text=f"{total:,} known · {online_n:,} online"
             + (f" · {len(wanted)} shown" if flt else "")
         )
+
+    def _fit(self, name: str, suffix: str, width: int) -> str:
+        """``name`` + ``suffix``, the name cut short with "…" so the whole fits ``width``
+        pixels (0: unknown yet), so that "(you)" always shows."""
+        font = self._bold if suffix else self._font
+        if width <= 0 or font.measure(name + suffix) <= width:
+            return name + suffix
+        while len(name) > 1 and font.measure(name + "…" + suffix) > width:
+            name = name[:-1]
+        return name + "…" + suffix
+
+    def _tree_resized(self, event: tk.Event[tk.Misc]) -> None:
+        # the room for a label: the row less the dot and the padding around it
+        width = max(40, event.width - 44)
+        if width != self._label_width:
+            self._label_width = width
+            self.schedule()
 
     def _tags(self, online: bool, me: bool) -> tuple[str, ...]:
         return (("online" if online else "offline"),) + (("me",) if me else ())
