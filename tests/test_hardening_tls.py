@@ -16,7 +16,7 @@ import trustme
 
 from mailslot.client import Client, ConnectError
 from mailslot.server import ServerThread
-from tests.conftest import ServerFactory, make_config, run
+from tests.conftest import ServerFactory, eventually, make_config, run
 
 
 @pytest.fixture
@@ -82,6 +82,8 @@ def test_failed_handshakes_are_logged_once_per_source(
     for _ in range(5):
         with pytest.raises(ConnectError):
             run(Client.connect("127.0.0.1", tls_server.port, timeout=5))
+    # The client gives up as soon as the server hangs up; the server logs just after.
+    run(eventually(lambda: not tls_server.server.anonymous, "the server to finish the handshakes"))
     lines = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
     assert len(lines) == 1 and "127.0.0.1" in lines[0]
     tls_server.server.handshake_log.flush(force=True)
