@@ -388,3 +388,29 @@ def test_message_ids_are_never_reused(tmp_path: Path) -> None:
 
     first = run(send_and_ack(0))
     assert run(send_and_ack(first)) > first
+
+
+def test_a_deleted_users_id_is_never_handed_out_again(tmp_path: Path) -> None:
+    """Mail on its way to a user who is deleted meanwhile must never reach a newcomer."""
+    path = tmp_path / "m.sqlite3"
+
+    async def scenario() -> None:
+        store = SQLiteStore(path)
+        await store.open()
+        alice = await store.create_user("alice", "alice", None, 0)
+        bob = await store.create_user("bob", "bob", None, 0)
+        await store.delete_user(bob.id)
+        await send_one(store, "alice", [bob.id], "sent as bob was deleted", 1)  # lands late
+        carol = await store.create_user("carol", "carol", None, 2)
+        assert carol.id not in (alice.id, bob.id)
+        assert (await store.fetch(carol.id, 10)).messages == []
+        await store.close()
+        reopened = SQLiteStore(path)
+        await reopened.open()  # the late mail of the deleted user is dropped at start
+        assert bob.id not in await reopened.waiting_counts()
+        assert await reopened.fetch(bob.id, 10) == Batch([], more=False)
+        dave = await reopened.create_user("dave", "dave", None, 3)
+        assert dave.id > carol.id
+        await reopened.close()
+
+    run(scenario())

@@ -235,13 +235,18 @@ class SQLiteStore:
         self, key: str, name: str, password_hash: str | None, at: int
     ) -> UserRecord:
         def create(db: sqlite3.Connection) -> UserRecord:
-            cursor = db.execute(
-                "INSERT INTO users (key, name, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                (key, name, password_hash, at),
+            # Ids come from a counter, never from max(id) + 1: a deleted user's id is not
+            # handed out again, so mail still on its way to it can never reach a newcomer.
+            (user_id,) = db.execute(
+                "UPDATE counters SET value = value + 1 WHERE name = 'last_user_id' RETURNING value"
+            ).fetchone()
+            db.execute(
+                "INSERT INTO users (id, key, name, password_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (user_id, key, name, password_hash, at),
             )
-            assert cursor.lastrowid is not None
-            self._names[cursor.lastrowid] = name
-            return UserRecord(cursor.lastrowid, key, name, password_hash, at)
+            self._names[user_id] = name
+            return UserRecord(user_id, key, name, password_hash, at)
 
         return await self._call(create, grows=True)
 
@@ -295,6 +300,7 @@ class SQLiteStore:
         def delete(db: sqlite3.Connection) -> int:
             waiting = _purge_queue(db, user_id)
             db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            db.execute("INSERT OR IGNORE INTO deleted_users VALUES (?)", (user_id,))
             return waiting
 
         return await self._call(delete, user_id)
@@ -468,6 +474,7 @@ class SQLiteStore:
                 )
             elif self.check_integrity:
                 self._check_integrity(db)
+            _settle_user_ids(db)
             if self.free_space_floor is None:
                 self.free_space_floor = default_floor
             self._reserve_bytes = checkpoint_pages * self._page_size
@@ -793,6 +800,23 @@ def _open_failure(path: Path, error: Exception) -> StoreError:
     if isinstance(error, OSError):
         return StoreUnavailable(f"cannot open the database {path}: {error.strerror}")
     return StoreUnavailable(f"cannot open the database {path}: {error}")
+
+
+def _settle_user_ids(db: sqlite3.Connection) -> None:
+    """Start the user id counter (files from before it), and drop queue rows of deleted
+    users: a send already on its way when its recipient was deleted lands after it."""
+    db.execute("BEGIN IMMEDIATE")
+    db.execute(
+        "INSERT OR IGNORE INTO counters"
+        " VALUES ('last_user_id', (SELECT coalesce(max(id), 0) FROM users))"
+    )
+    db.execute("CREATE TABLE IF NOT EXISTS deleted_users (id INTEGER PRIMARY KEY)")
+    orphans = db.execute("DELETE FROM deleted_users RETURNING id").fetchall()
+    for (user_id,) in orphans:
+        _purge_queue(db, user_id)
+    db.execute("COMMIT")
+    if orphans:
+        log.info("removed the mail of %d deleted users", len(orphans))
 
 
 def _purge_queue(db: sqlite3.Connection, user_id: int) -> int:
