@@ -30,6 +30,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from mailslot.server.metrics import errors_sent
+from mailslot.server.webapp import add_web_routes
 from mailslot.store.base import CommitStats, Histogram
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def build_app(server: MailslotServer) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    add_web_routes(app)
     return app
 
 
