@@ -38,6 +38,7 @@ try:
     from playwright.sync_api import expect as _expect
 
     expect = _expect
+    expect.set_options(timeout=TIMEOUT_MS)
 except ImportError:  # pragma: no cover - reported by the browser fixture
     sync_playwright = None  # type: ignore[assignment]
 

@@ -423,13 +423,15 @@ $("auto-fetch").addEventListener("change", () => {
 });
 
 // Fetches everything waiting: each batch is stored in IndexedDB, then acknowledged.
-function checkMessages() {
+// `show`: the person asked, so the inbox comes to the front.
+function checkMessages({ show = false } = {}) {
   if (state.checking !== null) {
     state.checkAgain = true;
     return state.checking;
   }
   state.checking = (async () => {
     let fetched = 0;
+    let outcome;
     try {
       do {
         state.checkAgain = false;
@@ -448,20 +450,21 @@ function checkMessages() {
           more = reply.more;
         }
       } while (state.checkAgain);
-      announce(fetched === 0 ? "No new messages." : `${fetched} new ${fetched === 1 ? "message" : "messages"} in the inbox.`);
+      outcome = fetched === 0 ? "No new messages." : `${fetched} new ${fetched === 1 ? "message" : "messages"} in the inbox.`;
     } catch (error) {
-      announce(error instanceof ConnectionLost ? "The connection dropped while checking; what arrived is kept." : error.message);
+      outcome = error instanceof ConnectionLost ? "The connection dropped while checking; what arrived is kept." : error.message;
     } finally {
       state.checking = null;
     }
     if (state.tab === "inbox") await renderList();
-    else if (fetched > 0) await showTab("inbox");
+    else if (show) await showTab("inbox");
+    announce(outcome);
   })();
   return state.checking;
 }
 
 $("check").addEventListener("click", () => {
-  if (state.connection?.open) checkMessages();
+  if (state.connection?.open) checkMessages({ show: true });
 });
 
 function announce(text) {
@@ -605,7 +608,9 @@ document.addEventListener("keydown", (event) => {
   if ($("help").open) return;
   const actions = {
     n: () => (compose.mode === "all" ? $("text") : $("to")).focus(),
-    c: () => $("check").click(),
+    c: () => {
+      if (state.connection?.open) checkMessages({ show: true });
+    },
     i: () => showTab("inbox").then(() => $("tab-inbox").focus()),
     s: () => showTab("sent").then(() => $("tab-sent").focus()),
     "/": () => showTab("archive").then(() => $("search").focus()),
