@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from mailslot import __version__
 from mailslot.protocol import CloseReason, ErrorCode, encode
+from mailslot.server.channel import Channel, TCPChannel
 from mailslot.server.config import ServerConfig, StartupError
 from mailslot.server.datadir import DataDir
 from mailslot.server.directory import Directory, UserState
@@ -204,39 +205,45 @@ class MailslotServer:
     # -- connections ---------------------------------------------------------------
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        address = writer.get_extra_info("peername")
-        if isinstance(address, tuple):
-            host = str(address[0])
-            peer = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
-        else:
-            host = peer = str(address)
-        source = source_of(host)
-        refusal = self._refuse_connection(source)
+        peer, source = peer_and_source(writer.get_extra_info("peername"))
+        refusal = self.admit(peer, source)
         if refusal is not None:
-            self.metrics.connections_refused[ErrorCode.SERVER_BUSY] += 1
-            self.connection_log.refused(source, "server_busy", f"rejected {peer}: {refusal}")
-            self.events.publish("rejected", peer=peer, detail=ErrorCode.SERVER_BUSY)
             if self._tls is None:  # a TLS client could not read a plain-text error
-                writer.write(error_frame(None, ErrorCode.SERVER_BUSY, refusal))
+                writer.write(refusal)
             writer.close()
             return
-        self.anonymous[source] = self.anonymous.get(source, 0) + 1
-        session: Session | None = None
+        if self._tls is not None and not await self._handshake(writer, peer, source):
+            self._left_anonymous(source)
+            return
+        await self.serve(TCPChannel(reader, writer, self.config.limits.max_frame), peer, source)
+
+    def admit(self, peer: str, source: str) -> bytes | None:
+        """Count a new connection as one that has not logged in yet; or, if it is refused,
+        the error frame that says why (logged once per source per interval)."""
+        refusal = self._refuse_connection(source)
+        if refusal is None:
+            self.anonymous[source] = self.anonymous.get(source, 0) + 1
+            return None
+        self.metrics.connections_refused[ErrorCode.SERVER_BUSY] += 1
+        self.connection_log.refused(source, "server_busy", f"rejected {peer}: {refusal}")
+        self.events.publish("rejected", peer=peer, detail=ErrorCode.SERVER_BUSY)
+        return error_frame(None, ErrorCode.SERVER_BUSY, refusal)
+
+    async def serve(self, channel: Channel, peer: str, source: str) -> None:
+        """Run a session on an admitted connection until it ends, whatever its transport."""
+        session = Session(self, channel, peer, source)
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self.sessions.add(session)
+        self.metrics.connections_accepted += 1
+        log.info("connection from %s", peer)
+        self.events.publish("connected", peer=peer)
         try:
-            if self._tls is not None and not await self._handshake(writer, peer, source):
-                return
-            session = Session(self, reader, writer, peer, source)
-            self.sessions.add(session)
-            self.metrics.connections_accepted += 1
-            log.info("connection from %s", peer)
-            self.events.publish("connected", peer=peer)
             await session.run()
         finally:
             self._tasks.discard(task)
-            if session is None or session.user is None:
+            if session.user is None:
                 self._left_anonymous(source)
 
     def _refuse_connection(self, source: str) -> str | None:
@@ -381,6 +388,16 @@ class MailslotServer:
             self.login_failures.prune()
             self.source_failures.prune()
             self.new_user_buckets.prune()
+
+
+def peer_and_source(address: object) -> tuple[str, str]:
+    """A peer as logs show it (host:port), and the source address throttles count by."""
+    if isinstance(address, tuple):
+        host = str(address[0])
+        peer = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    else:
+        host = peer = str(address)
+    return peer, source_of(host)
 
 
 def _raise_open_file_limit() -> None:
