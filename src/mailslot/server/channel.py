@@ -11,6 +11,7 @@ import asyncio
 from typing import Protocol
 
 from mailslot.protocol import LineSplitter
+from mailslot.server.throttle import source_of
 
 READ_SIZE = 65_536
 WRITE_HIGH_WATER = 64 * 1024  # above this, the session stops taking requests
@@ -80,3 +81,13 @@ class TCPChannel:
 
     def abort(self) -> None:
         self._transport.abort()
+
+
+def peer_and_source(address: object) -> tuple[str, str]:
+    """A peer as logs show it (host:port), and the source address throttles count by."""
+    if isinstance(address, tuple):
+        host = str(address[0])
+        peer = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    else:
+        host = peer = str(address)
+    return peer, source_of(host)

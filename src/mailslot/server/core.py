@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from mailslot import __version__
 from mailslot.protocol import CloseReason, ErrorCode, encode
-from mailslot.server.channel import Channel, TCPChannel
+from mailslot.server.channel import Channel, TCPChannel, peer_and_source
 from mailslot.server.config import ServerConfig, StartupError
 from mailslot.server.datadir import DataDir
 from mailslot.server.directory import Directory, UserState
@@ -23,7 +23,7 @@ from mailslot.server.metrics import ServerMetrics
 from mailslot.server.operations import Operations
 from mailslot.server.refusal import error_frame
 from mailslot.server.session import Session
-from mailslot.server.throttle import FailureWindow, RepeatLog, SourceBuckets, source_of
+from mailslot.server.throttle import FailureWindow, RepeatLog, SourceBuckets
 from mailslot.store import SQLiteStore, Store, StoreError, UserRecord
 
 log = logging.getLogger("mailslot.server")
@@ -388,16 +388,6 @@ class MailslotServer:
             self.login_failures.prune()
             self.source_failures.prune()
             self.new_user_buckets.prune()
-
-
-def peer_and_source(address: object) -> tuple[str, str]:
-    """A peer as logs show it (host:port), and the source address throttles count by."""
-    if isinstance(address, tuple):
-        host = str(address[0])
-        peer = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
-    else:
-        host = peer = str(address)
-    return peer, source_of(host)
 
 
 def _raise_open_file_limit() -> None:

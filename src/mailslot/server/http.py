@@ -30,6 +30,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from mailslot.server.metrics import errors_sent
+from mailslot.server.ws import websocket
 from mailslot.store.base import CommitStats, Histogram
 
 if TYPE_CHECKING:
@@ -49,7 +50,13 @@ def build_app(server: MailslotServer) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/ws", ws)
     return app
+
+
+async def ws(request: web.Request) -> web.StreamResponse:
+    """The protocol over WebSocket, one frame per message (server/ws.py)."""
+    return await websocket(request, request.app[SERVER])
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -188,7 +195,10 @@ class SidePort:
     async def start(self, host: str, port: int) -> None:
         runner = web.AppRunner(build_app(self.server), access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        # TLS with the server's own certificate (and its reloads, which change the context)
+        site = web.TCPSite(
+            runner, host, port, reuse_address=True, ssl_context=self.server.tls_context
+        )
         try:
             await site.start()
         except BaseException:
@@ -197,7 +207,7 @@ class SidePort:
         self._runner = runner
         address = runner.addresses[0]
         self.port = int(address[1])
-        log.info("HTTP side port on %s:%d (/healthz, /readyz, /metrics)", host, self.port)
+        log.info("HTTP side port on %s:%d (/healthz, /readyz, /metrics, /ws)", host, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:
