@@ -282,11 +282,14 @@ PHASES: dict[str, Callable[[Path], Awaitable[dict[str, Any]]]] = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.attacks", description=__doc__)
-    parser.add_argument("phases", nargs="*", default=list(PHASES), choices=list(PHASES))
+    parser.add_argument("phases", nargs="*", metavar="PHASE", help=", ".join(PHASES))
     args = parser.parse_args()
+    unknown = set(args.phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phase {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
     raise_nofile()
     results = {}
-    for phase in args.phases:
+    for phase in args.phases or PHASES:
         with tempfile.TemporaryDirectory(prefix=f"mailslot-{phase}-") as workdir:
             results[phase] = asyncio.run(PHASES[phase](Path(workdir)))
             print(phase, json.dumps(results[phase]), flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
@@ -165,3 +166,23 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     for process in processes:
         if process.process.poll() is None:
             process.stop()
+
+
+@contextlib.contextmanager
+def tmpfs(mount_point: Path, options: str) -> Iterator[Path]:
+    """A small tmpfs mounted for a test (needs root, as CI has); skips elsewhere."""
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        reason = f"cannot mount a tmpfs here: {mounted.stderr.strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(reason + " (CI needs root for this test)")
+        pytest.skip(reason)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)

@@ -20,7 +20,7 @@ import trustme
 from mailslot.server import ServerThread
 from mailslot.server.config import StartupError
 from mailslot.server.datadir import LOCK_NAME, MARKER_NAME
-from tests.conftest import ServerProcess, connect, make_config, run
+from tests.conftest import ServerProcess, connect, make_config, run, tmpfs
 
 StartServer = Callable[..., ServerProcess]
 NO_FILE_PERMISSION_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
@@ -179,22 +179,8 @@ def test_missing_parents_the_user_cannot_create(tmp_path: Path) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        reason = f"cannot mount a tmpfs here: {mounted.stderr.strip()}"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (CI needs root for this test)")
-        pytest.skip(reason)
-    try:
+    with tmpfs(tmp_path / "disk", "size=4m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "--lazy", str(disk)], check=True)
 
 
 def test_a_read_only_file_system(small_disk: Path, server_process: StartServer) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from mailslot.store import NewMessage, SQLiteStore, StorageFull
 from mailslot.store.sqlite import default_free_space_floor
-from tests.conftest import run
+from tests.conftest import run, tmpfs
 
 DISK_BYTES = 2 * 1024 * 1024
 BALLAST_BYTES = 512 * 1024
@@ -23,22 +22,8 @@ BALLAST_BYTES = 512 * 1024
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs mounted for the test (needs root, as in CI)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES},mode=0700", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        reason = f"cannot mount a tmpfs here: {mounted.stderr.strip()}"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (CI needs root for this test)")
-        pytest.skip(reason)
-    try:
+    with tmpfs(tmp_path / "disk", f"size={DISK_BYTES},mode=0700") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "--lazy", str(disk)], check=True)
 
 
 def test_the_floor_is_a_slice_of_the_disk_within_bounds() -> None:

@@ -16,7 +16,6 @@ import pytest
 
 from mailslot.server import ServerThread
 from tests.conftest import make_config
-from tests.web.bridge import Bridge
 
 CHROMIUM = Path(os.environ.get("MAILSLOT_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -71,11 +70,13 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 class WebServer:
     """A Mailslot server with its HTTP port, restartable on the same ports and data."""
 
-    def __init__(self, data_dir: Path, **limits: Any) -> None:
-        self.config = make_config(data_dir, "password", **limits)
-        self.thread = ServerThread(self.config).start()
-        self.config = replace(self.config, port=self.thread.port)
-        self.bridge = Bridge(self.thread.port).start()
+    def __init__(self, data_dir: Path, **settings: Any) -> None:
+        config = replace(make_config(data_dir, "password"), http_port=0, **settings)
+        self.thread = ServerThread(config).start()
+        http = self.thread.server.operations.http
+        assert http is not None and http.port is not None
+        # A restart listens on the very same ports, where the open page looks for it.
+        self.config = replace(config, port=self.thread.port, http_port=http.port)
 
     @property
     def tcp_port(self) -> int:
@@ -83,7 +84,7 @@ class WebServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.bridge.port}/"
+        return f"http://127.0.0.1:{self.config.http_port}/"
 
     def stop(self) -> None:
         if self.thread.running:
@@ -91,10 +92,6 @@ class WebServer:
 
     def start_again(self) -> None:
         self.thread = ServerThread(self.config).start()
-
-    def close(self) -> None:
-        self.stop()
-        self.bridge.stop()
 
     def cli(self, *args: str, password: str) -> subprocess.CompletedProcess[str]:
         """`python -m mailslot ...` as a person at a terminal would run it."""
@@ -118,7 +115,7 @@ class WebServer:
 def web_server(tmp_path: Path) -> Iterator[WebServer]:
     server = WebServer(tmp_path / "data")
     yield server
-    server.close()
+    server.stop()
 
 
 @pytest.fixture

@@ -43,6 +43,8 @@ MAX_QUEUED_EVENTS = 10_000
 _CLOSING_REASONS = {
     "shutdown": "the server shut down",
     "idle": "the connection was idle too long",
+    "login_timeout": "the client did not log in in time",
+    "account_deleted": "the server's operator deleted this user",
     "slow_consumer": "the client did not read fast enough",
     "too_large": "a request was too large",
     "malformed": "too many malformed requests",

@@ -78,6 +78,7 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     http_port: int | None = None
     http_host: str | None = None  # None: the same as host
+    allowed_origins: str = ""  # comma-separated, besides the server's own
     log_level: LogLevel = "info"
     log_format: LogFormat = "text"
 
@@ -116,6 +117,8 @@ HELP = {
     "tls_key": "private key (PEM) for --tls-cert",
     "http_port": "serve /healthz, /readyz and /metrics over HTTP on this port (off when unset)",
     "http_host": "address for --http-port (unset: the same as --host)",
+    "allowed_origins": "web origins besides the server's own whose pages may use /ws"
+    " (comma-separated, e.g. https://mail.example.org)",
     "log_level": "least severe log messages to write; SIGHUP rereads it from the config file",
     "log_format": "text: one line per event; json: one JSON object per line",
     "headless": "no dashboard window, just the server and its log",

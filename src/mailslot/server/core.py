@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from mailslot import __version__
 from mailslot.protocol import CloseReason, ErrorCode, encode
+from mailslot.server.channel import Channel, TCPChannel, peer_and_source
 from mailslot.server.config import ServerConfig, StartupError
 from mailslot.server.datadir import DataDir
 from mailslot.server.directory import Directory, UserState
@@ -22,7 +23,7 @@ from mailslot.server.metrics import ServerMetrics
 from mailslot.server.operations import Operations
 from mailslot.server.refusal import error_frame
 from mailslot.server.session import Session
-from mailslot.server.throttle import FailureWindow, RepeatLog, SourceBuckets, source_of
+from mailslot.server.throttle import FailureWindow, RepeatLog, SourceBuckets
 from mailslot.store import SQLiteStore, Store, StoreError, UserRecord
 
 log = logging.getLogger("mailslot.server")
@@ -186,7 +187,6 @@ class MailslotServer:
             return
         if self._listener is not None:
             self._listener.close()
-        await self.operations.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for session in list(self.sessions):
@@ -195,6 +195,8 @@ class MailslotServer:
             _, unfinished = await asyncio.wait(self._tasks, timeout=5)
             for task in unfinished:
                 task.cancel()
+        # After the sessions: the HTTP side waits for its WebSocket handlers to end.
+        await self.operations.stop()
         await self.store.close()
         self._data_dir.close()
         log.info("stopped; %d users known", len(self.directory))
@@ -204,39 +206,45 @@ class MailslotServer:
     # -- connections ---------------------------------------------------------------
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        address = writer.get_extra_info("peername")
-        if isinstance(address, tuple):
-            host = str(address[0])
-            peer = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
-        else:
-            host = peer = str(address)
-        source = source_of(host)
-        refusal = self._refuse_connection(source)
+        peer, source = peer_and_source(writer.get_extra_info("peername"))
+        refusal = self.admit(peer, source)
         if refusal is not None:
-            self.metrics.connections_refused[ErrorCode.SERVER_BUSY] += 1
-            self.connection_log.refused(source, "server_busy", f"rejected {peer}: {refusal}")
-            self.events.publish("rejected", peer=peer, detail=ErrorCode.SERVER_BUSY)
             if self._tls is None:  # a TLS client could not read a plain-text error
-                writer.write(error_frame(None, ErrorCode.SERVER_BUSY, refusal))
+                writer.write(refusal)
             writer.close()
             return
-        self.anonymous[source] = self.anonymous.get(source, 0) + 1
-        session: Session | None = None
+        if self._tls is not None and not await self._handshake(writer, peer, source):
+            self._left_anonymous(source)
+            return
+        await self.serve(TCPChannel(reader, writer, self.config.limits.max_frame), peer, source)
+
+    def admit(self, peer: str, source: str) -> bytes | None:
+        """Count a new connection as one that has not logged in yet; or, if it is refused,
+        the error frame that says why (logged once per source per interval)."""
+        refusal = self._refuse_connection(source)
+        if refusal is None:
+            self.anonymous[source] = self.anonymous.get(source, 0) + 1
+            return None
+        self.metrics.connections_refused[ErrorCode.SERVER_BUSY] += 1
+        self.connection_log.refused(source, "server_busy", f"rejected {peer}: {refusal}")
+        self.events.publish("rejected", peer=peer, detail=ErrorCode.SERVER_BUSY)
+        return error_frame(None, ErrorCode.SERVER_BUSY, refusal)
+
+    async def serve(self, channel: Channel, peer: str, source: str) -> None:
+        """Run a session on an admitted connection until it ends, whatever its transport."""
+        session = Session(self, channel, peer, source)
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self.sessions.add(session)
+        self.metrics.connections_accepted += 1
+        log.info("connection from %s", peer)
+        self.events.publish("connected", peer=peer)
         try:
-            if self._tls is not None and not await self._handshake(writer, peer, source):
-                return
-            session = Session(self, reader, writer, peer, source)
-            self.sessions.add(session)
-            self.metrics.connections_accepted += 1
-            log.info("connection from %s", peer)
-            self.events.publish("connected", peer=peer)
             await session.run()
         finally:
             self._tasks.discard(task)
-            if session is None or session.user is None:
+            if session.user is None:
                 self._left_anonymous(source)
 
     def _refuse_connection(self, source: str) -> str | None:

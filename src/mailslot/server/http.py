@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from mailslot.server.metrics import errors_sent
 from mailslot.server.webapp import add_web_routes
+from mailslot.server.ws import websocket
 from mailslot.store.base import CommitStats, Histogram
 
 if TYPE_CHECKING:
@@ -50,8 +51,14 @@ def build_app(server: MailslotServer) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/ws", ws)
     add_web_routes(app)
     return app
+
+
+async def ws(request: web.Request) -> web.StreamResponse:
+    """The protocol over WebSocket, one frame per message (server/ws.py)."""
+    return await websocket(request, request.app[SERVER])
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -190,7 +197,10 @@ class SidePort:
     async def start(self, host: str, port: int) -> None:
         runner = web.AppRunner(build_app(self.server), access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        # TLS with the server's own certificate (and its reloads, which change the context)
+        site = web.TCPSite(
+            runner, host, port, reuse_address=True, ssl_context=self.server.tls_context
+        )
         try:
             await site.start()
         except BaseException:
@@ -199,7 +209,10 @@ class SidePort:
         self._runner = runner
         address = runner.addresses[0]
         self.port = int(address[1])
-        log.info("HTTP side port on %s:%d (/healthz, /readyz, /metrics)", host, self.port)
+        log.info("HTTP side port on %s:%d (/healthz, /readyz, /metrics, /ws)", host, self.port)
+        scheme = "https" if self.server.tls_context is not None else "http"
+        shown = f"[{host}]" if ":" in host else host
+        log.info("Web client: open %s://%s:%d/ in a browser", scheme, shown, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -32,7 +32,6 @@ from mailslot.protocol import (
     FrameTooLarge,
     Hello,
     InvalidName,
-    LineSplitter,
     Login,
     Passwd,
     Ping,
@@ -47,6 +46,7 @@ from mailslot.protocol import (
     now_micros,
 )
 from mailslot.server import accounts, routing
+from mailslot.server.channel import WRITE_HIGH_WATER, Channel
 from mailslot.server.directory import UserState
 from mailslot.server.refusal import Refusal, error_frame
 from mailslot.server.throttle import TokenBucket
@@ -57,9 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailslot.server")
 
-READ_SIZE = 65_536
 MAX_MALFORMED_IN_A_ROW = 10
-WRITE_HIGH_WATER = 64 * 1024
 REPLIES_BEFORE_DRAIN = 32
 SEND_ROWS_PER_JOB = 4096  # queue rows in one store job, so one sender cannot hog a commit
 CHECK_REPLY_BYTES = 256 * 1024  # a check reply stops adding messages past this size
@@ -125,16 +123,12 @@ class Session:
     def __init__(
         self,
         server: MailslotServer,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        channel: Channel,
         peer: str,
         source: str,
     ) -> None:
         self.server = server
-        self.reader = reader
-        self.writer = writer
-        self.transport = writer.transport
-        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.channel = channel
         self.peer = peer
         self.source = source
         self.user: UserState | None = None
@@ -170,18 +164,16 @@ class Session:
                 }
             )
         )
-        splitter = LineSplitter(limits.max_frame)
         try:
             while self.close_reason is None:
-                data = await self.reader.read(READ_SIZE)
-                if not data:
-                    self.close_reason = self.close_reason or "closed by client"
-                    break
                 too_large: FrameTooLarge | None = None
                 try:
-                    lines = splitter.feed(data)
+                    lines = await self.channel.read()
                 except FrameTooLarge as error:
                     lines, too_large = error.frames, error
+                if lines is None:
+                    self.close_reason = self.close_reason or "closed by client"
+                    break
                 await self._answer(lines)
                 if too_large is not None and self.close_reason is None:
                     limit = too_large.limit
@@ -193,8 +185,8 @@ class Session:
             self.close_reason = self.close_reason or f"connection lost ({error.__class__.__name__})"
         finally:
             self.server.disconnected(self)
-            if not self.transport.is_closing():
-                self.transport.close()
+            if not self.channel.closing():
+                self.channel.close()
 
     async def _answer(self, lines: list[bytes]) -> None:
         if not lines:
@@ -300,27 +292,27 @@ class Session:
     async def _drain(self) -> None:
         """Wait until the client has read most of what it was sent; drop it as a slow
         consumer when it reads nothing for `write_timeout` seconds."""
-        if self.transport.get_write_buffer_size() <= WRITE_HIGH_WATER:
+        if self.channel.buffered() <= WRITE_HIGH_WATER:
             return
         try:
-            await asyncio.wait_for(self.writer.drain(), self._limits.write_timeout)
+            await asyncio.wait_for(self.channel.drain(), self._limits.write_timeout)
         except TimeoutError:
             self._drop_slow_consumer()
 
     # -- output ----------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if data and not self.transport.is_closing():
-            self.writer.write(data)
+        if data and not self.channel.closing():
+            self.channel.write(data)
 
     def push(self, frame: bytes) -> None:
         """An event for this client; a client that lets events pile up is dropped (B8)."""
-        if self.transport.is_closing():
+        if self.channel.closing():
             return
-        if self.transport.get_write_buffer_size() + len(frame) > self._limits.max_output_buffer:
+        if self.channel.buffered() + len(frame) > self._limits.max_output_buffer:
             self._drop_slow_consumer()
             return
-        self.writer.write(frame)
+        self.channel.write(frame)
 
     def _drop_slow_consumer(self) -> None:
         self.close_reason = CloseReason.SLOW_CONSUMER
@@ -330,14 +322,14 @@ class Session:
             "slow_consumer",
             f"dropping {self.peer}: it left over {self._limits.max_output_buffer} bytes unread",
         )
-        self.transport.abort()
+        self.channel.abort()
 
     def close(self, reason: str | None = None) -> None:
         if reason is not None:
             self.close_reason = reason
             self.write(encode({"event": "closing", "reason": reason}))
-        if not self.transport.is_closing():
-            self.transport.close()
+        if not self.channel.closing():
+            self.channel.close()
 
     # -- requests ----------------------------------------------------------------
 
@@ -404,7 +396,7 @@ class Session:
         except BaseException:
             del server.claims[key]
             raise
-        if self.transport.is_closing():  # gone while the password was checked
+        if self.channel.closing():  # gone while the password was checked
             del server.claims[key]
             return b""
         self.user = state
