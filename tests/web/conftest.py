@@ -70,8 +70,8 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 class WebServer:
     """A Mailslot server with its HTTP port, restartable on the same ports and data."""
 
-    def __init__(self, data_dir: Path, **settings: Any) -> None:
-        config = replace(make_config(data_dir, "password"), http_port=0, **settings)
+    def __init__(self, data_dir: Path, **limits: Any) -> None:
+        config = replace(make_config(data_dir, "password", **limits), http_port=0)
         self.thread = ServerThread(config).start()
         http = self.thread.server.operations.http
         assert http is not None and http.port is not None

@@ -30,19 +30,24 @@ export class Compose {
       radio.addEventListener("change", () => this.modeChanged());
     }
     this.to.addEventListener("keydown", (event) => {
-      if ((event.key === "Enter" || event.key === ",") && this.to.value.trim()) {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
         event.preventDefault();
-        this.acceptTyped();
+        this.submit();
+      } else if (event.key === "Enter" || (event.key === "," && this.to.value.trim())) {
+        // Enter takes the name; sending is the Send button's (or Ctrl+Enter's) job.
+        event.preventDefault();
+        if (this.to.value.trim()) this.acceptTyped();
       } else if (event.key === "Backspace" && this.to.value === "" && this.recipients.length) {
         this.remove(this.recipients[this.recipients.length - 1]);
       }
     });
-    this.to.addEventListener("input", () => {
-      // A pick from the suggestion list arrives as one whole name.
-      if (this.lookup(this.to.value) && this.mode === "many") this.acceptTyped();
-      this.render();
+    this.to.addEventListener("input", (event) => {
+      // A pick from the suggestion list arrives as one whole name, not typed.
+      const picked = event.inputType === undefined || event.inputType === "insertReplacementText";
+      if (picked && this.lookup(this.to.value) && this.mode === "many") this.acceptTyped();
+      this.edited();
     });
-    this.text.addEventListener("input", () => this.render());
+    this.text.addEventListener("input", () => this.edited());
     this.text.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
         event.preventDefault();
@@ -80,6 +85,12 @@ export class Compose {
 
   others() {
     return [...this.people.values()].filter((person) => fold(person.name) !== fold(this.me || ""));
+  }
+
+  // What was said about the last message is over once the next one is being written.
+  edited() {
+    if (!this.sending) this.say("", "");
+    this.render();
   }
 
   modeChanged() {
@@ -144,7 +155,8 @@ export class Compose {
     if (!text.trim()) return "Write a message.";
     const length = codePoints(text);
     if (length > this.maxText) {
-      return `The message is ${length - this.maxText} characters over the server's limit of ${this.maxText}.`;
+      const over = length - this.maxText;
+      return `The message is ${over} ${over === 1 ? "character" : "characters"} over the server's limit of ${this.maxText}.`;
     }
     return null;
   }
