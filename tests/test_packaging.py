@@ -101,6 +101,8 @@ def test_metadata_license_and_urls(dist: Path) -> None:
         names = archive.namelist()
         metadata = archive.read(f"mailslot-{__version__}.dist-info/METADATA").decode()
     assert f"mailslot-{__version__}.dist-info/licenses/LICENSE" in names
+    static = ROOT / "src" / "mailslot" / "web" / "static"
+    assert {f"mailslot/web/static/{path.name}" for path in static.iterdir()} <= set(names)
     assert "License-Expression: MIT" in metadata
     assert "Project-URL: Source, " in metadata
     assert "Author: The Mailslot maintainers" in metadata
