@@ -70,8 +70,10 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 class WebServer:
     """A Mailslot server with its HTTP port, restartable on the same ports and data."""
 
-    def __init__(self, data_dir: Path, **limits: Any) -> None:
+    def __init__(self, data_dir: Path, tls: tuple[Path, Path] | None = None, **limits: Any) -> None:
         config = replace(make_config(data_dir, "password", **limits), http_port=0)
+        if tls is not None:
+            config = replace(config, tls_cert=tls[0], tls_key=tls[1])
         self.thread = ServerThread(config).start()
         http = self.thread.server.operations.http
         assert http is not None and http.port is not None
@@ -84,7 +86,8 @@ class WebServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.config.http_port}/"
+        scheme = "http" if self.config.tls_cert is None else "https"
+        return f"{scheme}://127.0.0.1:{self.config.http_port}/"
 
     def stop(self) -> None:
         if self.thread.running:

@@ -246,3 +246,24 @@ def test_a_server_restart_loses_nothing_and_shows_nothing_twice(
     expect(bob.locator("#messages li[data-kind=in] .text")).to_have_text(["second", "first"])
     write(bob, "one", ["carol"], "after the restart")
     expect(bob.locator("#connection")).to_have_attribute("data-state", "online")
+
+
+def test_a_deleted_name_is_signed_out_with_the_reason(
+    web_server: WebServer, new_context: Any
+) -> None:
+    page = open_page(new_context(), web_server)
+    sign_in(page, "bob", "pw")
+    deleted = web_server.cli(
+        "admin",
+        "--data-dir",
+        str(web_server.config.data_dir),
+        "delete-user",
+        "--yes",
+        "bob",
+        password="",
+    )
+    assert deleted.returncode == 0, deleted.stderr
+    expect(page.locator("#login-view")).to_be_visible()
+    expect(page.locator("#login-error")).to_have_text(
+        "The server's operator deleted this name; it is free to be taken again."
+    )

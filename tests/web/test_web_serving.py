@@ -10,9 +10,11 @@ import re
 import threading
 import urllib.request
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from tests.web.conftest import WebServer, expect, open_page, sign_in
 
@@ -141,3 +143,28 @@ def test_a_websocket_from_another_site_is_refused(
         socket_url,
     )
     expect(own).to_have_title("welcome")
+
+
+def test_over_tls_with_the_servers_certificate(tmp_path: Path, new_context: Any) -> None:
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    certificate.private_key_pem.write_to_path(str(key_file))
+    server = WebServer(tmp_path / "data", tls=(cert_file, key_file))
+    try:
+        assert server.url.startswith("https://")
+        # The test's own authority is not one the browser knows.
+        page = new_context(ignore_https_errors=True).new_page()
+        sockets: list[str] = []
+        page.on("websocket", lambda socket: sockets.append(socket.url))
+        page.goto(server.url)
+        sign_in(page, "alice", "pw")
+        assert sockets == [server.url.replace("https:", "wss:") + "ws"]
+        page.fill("#to", "alice")
+        page.fill("#text", "over TLS")
+        page.click("#send")
+        page.click("#check")
+        expect(page.locator("#messages li[data-kind=in] .text")).to_have_text(["over TLS"])
+    finally:
+        server.stop()

@@ -59,6 +59,10 @@ async function openConnection() {
 function onClosed(reason) {
   clearInterval(state.pingTimer);
   if (state.user === null) return; // signed out: the next sign-in connects again
+  if (reason === "account_deleted") {
+    signOut("The server's operator deleted this name; it is free to be taken again.");
+    return;
+  }
   scheduleReconnect(reason === "shutdown" ? "The server is restarting." : "Connection lost.");
 }
 
