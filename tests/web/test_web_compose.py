@@ -124,6 +124,15 @@ def test_keyboard_shortcuts(web_server: WebServer, new_context: Any) -> None:
     expect(page.locator("#help")).to_be_visible()
     page.keyboard.press("Escape")
     expect(page.locator("#help")).to_be_hidden()
+    page.click("#help-button")
+    page.click("#help button")
+    expect(page.locator("#help")).to_be_hidden()
+
+    page.keyboard.press("n")
+    page.keyboard.type("alice")
+    page.click("#logout")
+    sign_in(page, "bob", "pw")
+    expect(page.locator("#to")).to_have_value("")  # nothing of alice's stays for bob
 
 
 def test_usable_at_phone_width(web_server: WebServer, new_context: Any) -> None:

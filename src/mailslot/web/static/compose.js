@@ -87,6 +87,16 @@ export class Compose {
     return [...this.people.values()].filter((person) => fold(person.name) !== fold(this.me || ""));
   }
 
+  // Nothing of the last user's message stays for the next one.
+  reset() {
+    this.recipients = [];
+    this.to.value = "";
+    this.text.value = "";
+    this.me = null;
+    this.say("", "");
+    this.setMode("one");
+  }
+
   // What was said about the last message is over once the next one is being written.
   edited() {
     if (!this.sending) this.say("", "");

@@ -294,6 +294,7 @@ function signOut(sentence = "") {
   if (connection !== null) connection.close();
   people.clear();
   state.freshIds.clear();
+  compose.reset();
   setWaiting(0);
   setConnectionState("offline", "Not connected");
   document.body.classList.remove("signed-in");
