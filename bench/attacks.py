@@ -99,14 +99,18 @@ def start_server(workdir: Path, *extra: str) -> ServerProc:
 
 
 async def create_users(port: int, names: list[str]) -> None:
-    """Create names from many source addresses (60 new names per address per hour)."""
-    for start in range(0, len(names), 50):
-        source = f"127.0.{1 + start // 50 // 250}.{1 + start // 50 % 250}"
-        conns = await asyncio.gather(*(Conn.open(port, source) for _ in names[start : start + 50]))
+    """Create names from many source addresses, as many people would: an address may
+    create 60 names an hour and hold 32 connections that have not logged in."""
+    per_source = 25
+    for start in range(0, len(names), per_source):
+        batch = names[start : start + per_source]
+        number = start // per_source
+        source = f"127.0.{1 + number // 250}.{1 + number % 250}"
+        conns = await asyncio.gather(*(Conn.open(port, source) for _ in batch))
         replies = await asyncio.gather(
             *(
                 c.request({"op": "login", "user": n, "presence": False})
-                for c, n in zip(conns, names[start : start + 50], strict=True)
+                for c, n in zip(conns, batch, strict=True)
             )
         )
         assert all(r["ok"] for r in replies), replies[:3]

@@ -481,3 +481,59 @@ def test_7_two_look_alikes_racing_to_be_created_let_one_in(start_server: ServerF
         assert refused <= {"confusable_username", "invalid_username", "username_in_use"}
         for peer in peers:
             hang_up(peer)
+
+
+# -- defect 10: one sender must not stall everyone -----------------------------------------
+
+
+def test_10_a_bystanders_send_is_committed_before_a_burst_of_broadcasts_ends(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(new_users_per_source=0, max_anonymous_per_source=0, fanout_per_second=0)
+
+    async def scenario() -> None:
+        for start in range(0, 2000, 200):
+            clients = [await Client.connect("127.0.0.1", server.port) for _ in range(200)]
+            for i, client in enumerate(clients):
+                await client.login(f"u{start + i:04}", presence=False)
+            for client in clients:
+                await client.close()
+        burster = Raw(server.port)
+        burster.request({"op": "login", "id": 0, "user": "burster", "presence": False})
+        burster.sock.settimeout(60)  # 80,000 queue rows take a while
+        bystander = await Client.connect("127.0.0.1", server.port)
+        await bystander.login("bystander", presence=False)
+        burster.send(
+            lines(*({"op": "send", "id": i, "mode": "all", "text": f"b{i}"} for i in range(40)))
+        )
+        mine = await bystander.send("just one", to=["u0001"])
+        burst = [burster.read_reply() for _ in range(40)]
+        assert all(reply["ok"] for reply in burst)
+        # ids are handed out in commit order: the bystander did not wait for the burst
+        assert mine.id < max(reply["msg"] for reply in burst)
+        await bystander.close()
+
+    run(scenario())
+
+
+def test_10_each_user_fills_a_bounded_number_of_queue_places_per_second(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(fanout_per_second=10, fanout_burst=300)
+
+    async def scenario() -> None:
+        users = []
+        for i in range(51):
+            users.append(await Client.connect("127.0.0.1", server.port))
+            await users[-1].login(f"p{i:02}", presence=False)
+        sender = users[0]
+        for _ in range(6):
+            assert (await sender.send("to all", everyone=True)).recipients == 50
+        with pytest.raises(RateLimited) as refused:
+            await sender.send("one too many", everyone=True)
+        assert refused.value.retry_after > 1
+        await users[1].send("others are not held back", to=["p02"])
+        for client in users:
+            await client.close()
+
+    run(scenario())

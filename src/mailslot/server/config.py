@@ -52,6 +52,8 @@ class Limits:
     login_failures: int = 5  # wrong passwords per name and source address per minute
     login_failures_per_source: int = 30  # wrong passwords per source address per minute; 0: any
     new_users_per_source: int = 60  # new names per source address per hour; 0: any
+    fanout_per_second: int = 10_000  # queue rows one user's sends may add per second; 0: any
+    fanout_burst: int = 50_000  # queue rows one user may add at once before that rate applies
 
     @classmethod
     def unlimited(cls) -> Limits:
@@ -64,6 +66,7 @@ class Limits:
             max_anonymous_per_source=0,
             login_failures_per_source=0,
             new_users_per_source=0,
+            fanout_per_second=0,
         )
 
 
@@ -138,6 +141,9 @@ HELP = {
     "login_failures": "wrong passwords per name and source address per minute before throttling",
     "login_failures_per_source": "wrong passwords per source address per minute (0: any)",
     "new_users_per_source": "new names per source address per hour (0: any)",
+    "fanout_per_second": "queue places (recipients) one user's messages may fill per second"
+    " (0: any)",
+    "fanout_burst": "queue places one user may fill at once before --fanout-per-second applies",
 }
 
 

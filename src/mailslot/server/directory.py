@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mailslot.protocol import InvalidName, confusable_keys
+from mailslot.server.throttle import TokenBucket
 from mailslot.store import UserRecord
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class UserState:
     session: Session | None = None
     connected_since: datetime | None = None
     last_seen: datetime | None = None
+    fanout: TokenBucket | None = None  # queue places this user's sends may still fill
 
     @property
     def name(self) -> str:

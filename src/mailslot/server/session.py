@@ -452,8 +452,24 @@ class Session:
                 max=limits.max_text,
             )
         recipients = routing.recipients(self.server.directory, me, request, limits.max_recipients)
+        if limits.fanout_per_second:
+            self._spend_fanout(me, len(recipients))
         self.server.metrics.sends[request.mode] += 1
         return recipients, NewMessage(me.name, [s.record.id for s in recipients], text, received_at)
+
+    def _spend_fanout(self, me: UserState, places: int) -> None:
+        """Each user fills at most so many queue places per second, whatever its
+        connections: a burst of 1-to-all sends cannot take the store from everyone else."""
+        limits = self._limits
+        if me.fanout is None:
+            me.fanout = TokenBucket(limits.fanout_per_second, limits.fanout_burst)
+        wait = me.fanout.take(places)
+        if wait:
+            raise Refusal(
+                ErrorCode.RATE_LIMITED,
+                f"you have sent to many recipients in a short time; retry in {wait:.1f} seconds",
+                retry_after=round(wait, 3),
+            )
 
     def _store_sends(self, sends: _Sends) -> _Pending:
         me = self.user

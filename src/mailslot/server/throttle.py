@@ -33,15 +33,17 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = time.monotonic()
 
-    def take(self) -> float:
-        """0 when the request may go ahead, else the seconds to wait."""
+    def take(self, cost: float = 1) -> float:
+        """0 when the request may go ahead (taking `cost` tokens), else the seconds to wait.
+        A cost above the burst goes ahead when the bucket is full."""
         now = time.monotonic()
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
-        if self._tokens >= 1:
-            self._tokens -= 1
+        cost = min(cost, self._burst)
+        if self._tokens >= cost:
+            self._tokens -= cost
             return 0.0
-        return (1 - self._tokens) / self._rate
+        return (cost - self._tokens) / self._rate
 
     @property
     def full(self) -> bool:
