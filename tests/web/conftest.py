@@ -93,7 +93,10 @@ class WebServer:
         if self.thread.running:
             self.thread.stop()
 
-    def start_again(self) -> None:
+    def start_again(self, data_dir: Path | None = None) -> None:
+        """On the same ports; on other data (say, a backup from before) if given."""
+        if data_dir is not None:
+            self.config = replace(self.config, data_dir=data_dir)
         self.thread = ServerThread(self.config).start()
 
     def cli(self, *args: str, password: str) -> subprocess.CompletedProcess[str]:

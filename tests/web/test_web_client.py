@@ -3,6 +3,7 @@ CLI and desktop-library clients, checking mail, presence, limits and shortcuts."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -267,3 +268,19 @@ def test_a_deleted_name_is_signed_out_with_the_reason(
     expect(page.locator("#login-error")).to_have_text(
         "The server's operator deleted this name; it is free to be taken again."
     )
+
+
+def test_a_name_gone_while_the_server_was_down_is_not_created_again(
+    web_server: WebServer, new_context: Any, tmp_path: Path
+) -> None:
+    page = open_page(new_context(), web_server)
+    sign_in(page, "bob", "pw")
+    web_server.stop()
+    web_server.start_again(data_dir=tmp_path / "from-before-bob")
+    expect(page.locator("#login-error")).to_have_text(
+        "Signed out: the name “bob” no longer exists on this server."
+    )
+    client = SyncClient.connect("127.0.0.1", web_server.tcp_port)
+    client.login("carol", "pw")
+    assert [user.name for user in client.users()] == ["carol"]
+    client.close()

@@ -22,6 +22,7 @@ const state = {
   retryTimer: null,
   countdownTimer: null,
   pingTimer: null,
+  reconnecting: false,
   checking: null,
   checkAgain: false,
   freshIds: new Set(),
@@ -85,20 +86,43 @@ function scheduleReconnect(why) {
 async function reconnect() {
   clearTimeout(state.retryTimer);
   clearInterval(state.countdownTimer);
-  if (state.user === null) return;
+  if (state.user === null || state.reconnecting) return;
+  state.reconnecting = true;
   setConnectionState("connecting", "Reconnecting…");
   try {
     await openConnection();
-    const reply = await login(state.user, state.password);
-    signedIn(reply);
+    signedIn(await signInAgain());
   } catch (error) {
-    if (error instanceof ServerError && ["wrong_password", "password_required", "invalid_username"].includes(error.code)) {
-      signOut(`Signed out: ${error.message}`);
+    if (error instanceof ServerError && ["wrong_password", "invalid_username"].includes(error.code)) {
+      signOut(`Signed out: ${sentence(error.message)}`);
       return;
     }
-    if (state.connection !== null) state.connection.close();
-    const why = error instanceof ServerError ? `${error.message}` : "The server cannot be reached.";
+    if (error instanceof NameGone) {
+      signOut(error.message);
+      return;
+    }
+    const connection = state.connection;
+    state.connection = null; // its close is this failure, already handled here
+    if (connection !== null) connection.close();
+    const why = error instanceof ServerError ? sentence(error.message) : "The server cannot be reached.";
     scheduleReconnect(why);
+  } finally {
+    state.reconnecting = false;
+  }
+}
+
+class NameGone extends Error {}
+
+// Without the password first, as at sign-in: a name that is new to the server now (it
+// was deleted, or the server's data was restored from before it) must not be created
+// again behind the person's back.
+async function signInAgain() {
+  try {
+    return await login(state.user, null);
+  } catch (error) {
+    if (!(error instanceof ServerError) || error.code !== "password_required") throw error;
+    if (error.reply.new) throw new NameGone(`Signed out: the name “${state.user}” no longer exists on this server.`);
+    return await login(state.user, state.password);
   }
 }
 
