@@ -458,6 +458,9 @@ function checkMessages({ show = false } = {}) {
     state.checkAgain = true;
     return state.checking;
   }
+  const button = $("check");
+  button.textContent = "Checking…";
+  button.setAttribute("aria-busy", "true");
   state.checking = (async () => {
     let fetched = 0;
     let outcome;
@@ -484,6 +487,8 @@ function checkMessages({ show = false } = {}) {
       outcome = error instanceof ConnectionLost ? "The connection dropped while checking; what arrived is kept." : error.message;
     } finally {
       state.checking = null;
+      button.textContent = "Check messages";
+      button.removeAttribute("aria-busy");
     }
     if (state.tab === "inbox") await renderList();
     else if (show) await showTab("inbox");
@@ -507,11 +512,9 @@ function announce(text) {
 
 const TABS = ["inbox", "sent", "archive"];
 
+// The tab changes at once (a shortcut typed next acts on it); its list follows.
 async function showTab(tab) {
-  if (state.tab === "inbox" && tab !== "inbox" && state.owner !== null) {
-    state.freshIds.clear();
-    await archive.markRead(state.owner);
-  }
+  const leavingInbox = state.tab === "inbox" && tab !== "inbox" && state.owner !== null;
   state.tab = tab;
   for (const name of TABS) {
     const button = $(`tab-${name}`);
@@ -524,6 +527,10 @@ async function showTab(tab) {
   $("waiting").hidden = tab !== "inbox";
   $("auto-fetch-row").hidden = tab !== "inbox";
   $("search-row").hidden = tab !== "archive";
+  if (leavingInbox) {
+    state.freshIds.clear();
+    await archive.markRead(state.owner);
+  }
   await renderList();
 }
 
@@ -619,9 +626,13 @@ for (const name of TABS) {
 $("tab-inbox").parentElement.addEventListener("keydown", (event) => {
   if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
   const step = event.key === "ArrowRight" ? 1 : TABS.length - 1;
-  const next = TABS[(TABS.indexOf(state.tab) + step) % TABS.length];
-  showTab(next).then(() => $(`tab-${next}`).focus());
+  focusTab(TABS[(TABS.indexOf(state.tab) + step) % TABS.length]);
 });
+
+function focusTab(tab) {
+  showTab(tab);
+  $(`tab-${tab}`).focus();
+}
 $("search").addEventListener("input", () => renderList());
 
 // ----- keyboard shortcuts ------------------------------------------------------------------
@@ -640,9 +651,12 @@ document.addEventListener("keydown", (event) => {
     c: () => {
       if (state.connection?.open) checkMessages({ show: true });
     },
-    i: () => showTab("inbox").then(() => $("tab-inbox").focus()),
-    s: () => showTab("sent").then(() => $("tab-sent").focus()),
-    "/": () => showTab("archive").then(() => $("search").focus()),
+    i: () => focusTab("inbox"),
+    s: () => focusTab("sent"),
+    "/": () => {
+      showTab("archive");
+      $("search").focus();
+    },
     p: () => {
       togglePeople(true);
       $("people-filter").focus();
