@@ -3,8 +3,10 @@
     .venv/bin/python -m bench.attacks                  # all four, about two minutes
     .venv/bin/python -m bench.attacks fanout slowread  # some of them
 
-- fanout: one user pipelines 199 x 1-to-all to 5,000 users; another user sends one
-  1-to-1 message every 20 ms meanwhile: p50/p99/max send->ack of the bystander.
+- fanout: one user pipelines 199 x 1-to-all to 5,000 users, again and again for 15 s
+  as fast as the server lets it; another user sends one 1-to-1 message every 20 ms
+  meanwhile: p50/p99/max send->ack of the bystander. fanout-unbudgeted: the same with
+  the per-user fan-out budget off (`--fanout-per-second 0`), the store's fairness alone.
 - slowread: 40 connections pipeline 150 x check (limit 200) over 200 messages of 1,000
   characters and never read: server RSS growth.
 - anonymous: one source address opens 10,000 sockets and never logs in; how many the
@@ -53,13 +55,21 @@ class Conn:
         return cls(reader, writer)
 
     async def _read(self) -> None:
-        while line := await self.reader.readline():
-            frame = json.loads(line)
-            future = self.waiting.pop(frame.get("id", -1), None) if "id" in frame else None
-            if future is not None and not future.done():
-                future.set_result(frame)
+        try:
+            while line := await self.reader.readline():
+                frame = json.loads(line)
+                future = self.waiting.pop(frame.get("id", -1), None) if "id" in frame else None
+                if future is not None and not future.done():
+                    future.set_result(frame)
+        except ConnectionError:
+            pass
+        for future in self.waiting.values():  # the server hung up
+            if not future.done():
+                future.set_exception(ConnectionResetError("closed by the server"))
 
     def send(self, frame: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+        if self.task.done():
+            raise ConnectionResetError("closed by the server")
         self.next_id += 1
         frame["id"] = self.next_id
         future = asyncio.get_running_loop().create_future()
@@ -127,8 +137,10 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-async def fanout(workdir: Path) -> dict[str, Any]:
-    server = start_server(workdir, "--auth", "none")
+async def fanout(workdir: Path, *extra: str) -> dict[str, Any]:
+    """199 x 1-to-all pipelined at once, then again whenever the server lets the sender
+    (it honours retry_after), for 15 s; a bystander's 1-to-1 sends timed meanwhile."""
+    server = start_server(workdir, "--auth", "none", *extra)
     try:
         port = server.port
         await create_users(port, [f"user{i:04}" for i in range(5000)])
@@ -152,24 +164,36 @@ async def fanout(workdir: Path) -> dict[str, Any]:
             return latencies
 
         quiet = await probe(2)
-        started = time.monotonic()
-        burst = [
-            burster.send({"op": "send", "mode": "all", "text": f"burst {i}"}) for i in range(199)
-        ]
         during = asyncio.create_task(probe())
-        results = await asyncio.gather(*burst)
-        burst_seconds = time.monotonic() - started
+        started = time.monotonic()
+        accepted = refused = rows = 0
+        while time.monotonic() < started + 15:
+            burst = [
+                burster.send({"op": "send", "mode": "all", "text": f"burst {i}"})
+                for i in range(199)
+            ]
+            results = await asyncio.gather(*burst)
+            accepted += sum(1 for r in results if r["ok"])
+            refused += sum(1 for r in results if not r["ok"])
+            rows += sum(r.get("recipients", 0) for r in results)
+            waits = [r["retry_after"] for r in results if r.get("error") == "rate_limited"]
+            await asyncio.sleep(max(waits, default=0))
+        seconds = time.monotonic() - started
         done.set()
         return {
-            "burst_sends_ok": sum(1 for r in results if r["ok"]),
-            "burst_refused": sorted({str(r.get("error")) for r in results if not r["ok"]}),
-            "burst_rows": sum(r.get("recipients", 0) for r in results),
-            "burst_seconds": round(burst_seconds, 2),
+            "attacker_sends_accepted": accepted,
+            "attacker_sends_refused": refused,
+            "attacker_queue_rows_per_second": round(rows / seconds),
             "bystander_quiet_ms": _summary(quiet),
-            "bystander_during_burst_ms": _summary(await during),
+            "bystander_during_attack_ms": _summary(await during),
         }
     finally:
         server.stop()
+
+
+async def fanout_unbudgeted(workdir: Path) -> dict[str, Any]:
+    """The same with the per-user fan-out budget off: fair batches in the store alone."""
+    return await fanout(workdir, "--fanout-per-second", "0")
 
 
 async def slowread(workdir: Path) -> dict[str, Any]:
@@ -258,9 +282,13 @@ async def guessing(workdir: Path, seconds: float = 60) -> dict[str, Any]:
         end = time.monotonic() + seconds
         i = 0
         while time.monotonic() < end:
-            reply = await guesser.request(
-                {"op": "login", "user": names[i % len(names)], "password": f"guess{i}"}
-            )
+            try:
+                reply = await guesser.request(
+                    {"op": "login", "user": names[i % len(names)], "password": f"guess{i}"}
+                )
+            except ConnectionResetError:  # the login deadline: connect again, as attackers do
+                guesser = await Conn.open(port, "127.0.0.3")
+                continue
             outcomes[str(reply.get("error"))] = outcomes.get(str(reply.get("error")), 0) + 1
             i += 1
         owner = await Conn.open(port, "127.0.0.1")
@@ -278,6 +306,7 @@ async def guessing(workdir: Path, seconds: float = 60) -> dict[str, Any]:
 
 PHASES: dict[str, Callable[[Path], Awaitable[dict[str, Any]]]] = {
     "fanout": fanout,
+    "fanout-unbudgeted": fanout_unbudgeted,
     "slowread": slowread,
     "anonymous": anonymous,
     "guessing": guessing,

@@ -96,6 +96,22 @@ async def connect(server: ServerThread | int, user: str | None = None, **kwargs:
     return client
 
 
+def server_command(data_dir: Path, *extra: str) -> list[str]:
+    """`mailslot server --headless` on any free port, as a user would run it."""
+    return [
+        sys.executable,
+        "-m",
+        "mailslot",
+        "server",
+        "--headless",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+
+
 class ServerProcess:
     """`mailslot server --headless` as a child process, as a user would run it."""
 
@@ -105,18 +121,7 @@ class ServerProcess:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mailslot",
-                    "server",
-                    "--headless",
-                    "--port",
-                    "0",
-                    "--data-dir",
-                    str(data_dir),
-                    *extra,
-                ],
+                server_command(data_dir, *extra),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import stat
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,7 @@ import trustme
 from mailslot.server import ServerThread
 from mailslot.server.config import StartupError
 from mailslot.server.datadir import LOCK_NAME, MARKER_NAME
-from tests.conftest import ServerProcess, connect, make_config, run, tmpfs
+from tests.conftest import ServerProcess, connect, make_config, run, server_command, tmpfs
 
 StartServer = Callable[..., ServerProcess]
 NO_FILE_PERMISSION_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
@@ -29,19 +28,7 @@ NO_FILE_PERMISSION_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_rea
 def refusal(data_dir: Path, *extra: str, prefix: list[str] | None = None) -> str:
     """Start a server that must refuse; the sentence it printed."""
     finished = subprocess.run(
-        [
-            *(prefix or []),
-            sys.executable,
-            "-m",
-            "mailslot",
-            "server",
-            "--headless",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            *extra,
-        ],
+        [*(prefix or []), *server_command(data_dir, *extra)],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,

@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import psutil
 import pytest
 
 from mailslot.client import Client
-from tests.conftest import run
+from tests.conftest import run, server_command
 
 SYSCALL = re.compile(r"^\d+\s+(?:<\.\.\. (\w+) resumed>|(\w+)\((\d+|AT_FDCWD)?)")
 
@@ -51,17 +50,7 @@ def test_acknowledgements_follow_the_fsync_of_their_commit(tmp_path: Path) -> No
                 "trace=openat,pwrite64,write,fsync,fdatasync,sendto",
                 "-o",
                 str(trace),
-                sys.executable,
-                "-m",
-                "mailslot",
-                "server",
-                "--headless",
-                "--auth",
-                "none",
-                "--port",
-                "0",
-                "--data-dir",
-                str(tmp_path / "data"),
+                *server_command(tmp_path / "data", "--auth", "none"),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -18,9 +18,15 @@ from typing import Any
 
 import pytest
 
-from mailslot.client import Client, PasswordRequired, RateLimited, WrongPassword
+from mailslot.client import (
+    Client,
+    PasswordRequired,
+    RateLimited,
+    UsernameInUse,
+    WrongPassword,
+)
 from mailslot.server import ServerThread
-from tests.conftest import ServerFactory, ServerProcess, eventually, run
+from tests.conftest import ServerFactory, ServerProcess, eventually, eventually_async, run
 from tests.test_wire import Raw
 
 
@@ -160,7 +166,14 @@ def test_3_never_reading_clients_pipelining_large_checks_stay_bounded(
 
     async def nothing_lost() -> None:
         client = await Client.connect("127.0.0.1", process.port)
-        await client.login(names[0])
+
+        async def logged_in() -> bool:  # once the server has seen the sink hang up
+            with contextlib.suppress(UsernameInUse):
+                await client.login(names[0])
+                return True
+            return False
+
+        await eventually_async(logged_in, "the sink's name to be free", timeout=60)
         assert len(await client.fetch()) == 200  # mail stays queued
         await client.close()
 

@@ -199,6 +199,7 @@ class Session:
             if self.close_reason is not None:
                 break
             request = decode_request(line)
+            refused: bytes | None = None
             if isinstance(request, Send):
                 prepared = self._take_send(request, received_at)
                 if not isinstance(prepared, bytes):
@@ -208,12 +209,12 @@ class Session:
                         sends = _Sends(received_at)
                     sends.add(request.id, recipients, message)
                     continue
+                refused = prepared
             if sends.messages:
                 replies.append(self._store_sends(sends))
                 sends = _Sends(received_at)
-            if isinstance(request, Send):
-                assert isinstance(prepared, bytes)
-                replies.append(prepared)
+            if refused is not None:
+                replies.append(refused)
                 continue
             if isinstance(request, BadFrame):
                 self._malformed_in_a_row += 1
