@@ -101,11 +101,6 @@ def render(res: dict[str, Any]) -> str:
         for e in s.get("errors", [])[:1]:
             notes.append(f"- ⚠ {s['system']}: {e}")
     return (
-        head
-        + "\n"
-        + summary_table(res)
-        + "\n\n"
-        + phase_table(res)
-        + "\n"
+        head + "\n" + summary_table(res) + "\n\n" + phase_table(res) + "\n"
         + ("\n" + "\n".join(notes) + "\n" if notes else "")
     )

@@ -61,26 +61,20 @@ def run_system(sysm: System, phases: tuple[str, ...]) -> dict[str, Any]:
         if "W1" in phases or "W2" in phases:
             plan = make_plan(p.users, p.messages, p.seed)
             r = sysm.setup_users(users)
-            ph["setup"] = figures(r, 0) | {
-                "users": p.users,
-                "logins_per_s": round(p.users / r.wall, 1) if r.wall else None,
-            }
+            ph["setup"] = figures(r, 0) | {"users": p.users, "logins_per_s":
+                                           round(p.users / r.wall, 1) if r.wall else None}
             _log(f"[{sysm.name}] setup {p.users} users: {r.wall:.2f} s")
             r = sysm.store(plan)
             acked = [s for x in r.results for s in x["acked"]]
             ph["W1"] = figures(r, len(acked))
-            _log(
-                f"[{sysm.name}] W1 store {len(acked)}/{p.messages} acked: {r.wall:.2f} s, "
-                f"server {r.server_cpu:.2f} CPU-s"
-            )
+            _log(f"[{sysm.name}] W1 store {len(acked)}/{p.messages} acked: {r.wall:.2f} s, "
+                 f"server {r.server_cpu:.2f} CPU-s")
             expected = collections.Counter(plan)
             r = sysm.drain(users, dict(expected))
             got = [g for x in r.results for g in x["got"]]
             ph["W2"] = figures(r, len(got))
-            _log(
-                f"[{sysm.name}] W2 drain {len(got)} delivered: {r.wall:.2f} s, "
-                f"server {r.server_cpu:.2f} CPU-s"
-            )
+            _log(f"[{sysm.name}] W2 drain {len(got)} delivered: {r.wall:.2f} s, "
+                 f"server {r.server_cpu:.2f} CPU-s")
             left = sysm.leftover(users)
             v = verify_one_to_one(plan, acked, got, left)
             out["verify"]["W1W2"] = v.as_dict()
@@ -91,18 +85,15 @@ def run_system(sysm: System, phases: tuple[str, ...]) -> dict[str, Any]:
                     "wall_s": round(w1["wall_s"] + w2["wall_s"], 4),
                     "server_cpu_s": round(w1["server_cpu_s"] + w2["server_cpu_s"], 3),
                     "server_cpu_per_1k": round(
-                        (w1["server_cpu_s"] + w2["server_cpu_s"]) / w1["messages"] * 1000, 5
-                    ),
+                        (w1["server_cpu_s"] + w2["server_cpu_s"]) / w1["messages"] * 1000, 5),
                     "gen_cpu_s": round(w1["gen_cpu_s"] + w2["gen_cpu_s"], 3),
                 }
             _log(f"[{sysm.name}] W1+W2 verify: {v.as_dict()}")
         if "W3" in phases:
             bc_users = list(range(p.bc_users))
             r = sysm.bcast_setup(bc_users)
-            ph["W3-setup"] = figures(r, 0) | {
-                "users": p.bc_users,
-                "logins_per_s": round(p.bc_users / r.wall, 1) if r.wall else None,
-            }
+            ph["W3-setup"] = figures(r, 0) | {"users": p.bc_users, "logins_per_s":
+                                              round(p.bc_users / r.wall, 1) if r.wall else None}
             _log(f"[{sysm.name}] W3 setup {p.bc_users} users: {r.wall:.2f} s")
             seqs = [900_000_000 + i for i in range(p.bc_messages)]
             r = sysm.bcast_send(seqs)
@@ -114,14 +105,11 @@ def run_system(sysm: System, phases: tuple[str, ...]) -> dict[str, Any]:
                 "commit_ms_max": round(max(lat), 3) if lat else None,
                 "commit_ms_all": [round(x, 3) for x in lat],
                 "recipients": res.get("recipients", -1)
-                if res.get("recipients", -1) >= 0
-                else len(recips),
+                if res.get("recipients", -1) >= 0 else len(recips),
             }
-            _log(
-                f"[{sysm.name}] W3 broadcast x{len(seqs)}: commit p50 "
-                f"{percentile(lat, 50):.2f} ms, max {max(lat) if lat else -1:.2f} ms, "
-                f"{len(recips)} recipients"
-            )
+            _log(f"[{sysm.name}] W3 broadcast x{len(seqs)}: commit p50 "
+                 f"{percentile(lat, 50):.2f} ms, max {max(lat) if lat else -1:.2f} ms, "
+                 f"{len(recips)} recipients")
             r = sysm.drain(recips, dict.fromkeys(recips, len(seqs)))
             got = [g for x in r.results for g in x["got"]]
             ph["W3-drain"] = figures(r, len(got))
@@ -140,13 +128,10 @@ def run_system(sysm: System, phases: tuple[str, ...]) -> dict[str, Any]:
                 "logins_per_s": round(connected / r.wall, 1) if r.wall else None,
                 "rss_per_conn_kib": round(d / connected, 2) if connected else None,
                 "server_cpu_per_1k_logins": round(r.server_cpu / connected * 1000, 4)
-                if connected
-                else None,
+                if connected else None,
             }
-            _log(
-                f"[{sysm.name}] W4 {connected} idle clients: {r.wall:.2f} s, "
-                f"{ph['W4']['rss_per_conn_kib']} KiB/conn"
-            )
+            _log(f"[{sysm.name}] W4 {connected} idle clients: {r.wall:.2f} s, "
+                 f"{ph['W4']['rss_per_conn_kib']} KiB/conn")
         if "W5" in phases:
             r = sysm.latency(users)
             lat = [x for res in r.results for x in res["lat_ms"]]
@@ -164,10 +149,8 @@ def run_system(sysm: System, phases: tuple[str, ...]) -> dict[str, Any]:
                 "check_ms_p99": round(percentile(chk, 99), 3) if chk else None,
                 "checks": len(chk),
             }
-            _log(
-                f"[{sysm.name}] W5 {ackd}/{sent} at {p.rate}/s: ack p50 "
-                f"{ph['W5']['ack_ms_p50']} ms p99 {ph['W5']['ack_ms_p99']} ms"
-            )
+            _log(f"[{sysm.name}] W5 {ackd}/{sent} at {p.rate}/s: ack p50 "
+                 f"{ph['W5']['ack_ms_p50']} ms p99 {ph['W5']['ack_ms_p99']} ms")
     except Exception as e:
         out["errors"].append(f"{type(e).__name__}: {e}")
         out["errors"].append(traceback.format_exc())

@@ -41,10 +41,7 @@ def login_frame(rid: int, name: str) -> bytes:
 
 def send_frame(rid: int, to: str, text: str) -> bytes:
     return b'{"op":"send","id":%d,"mode":"one","to":["%s"],"text":"%s"}\n' % (
-        rid,
-        to.encode(),
-        text.encode(),
-    )
+        rid, to.encode(), text.encode())
 
 
 class MsConn(BufferedConn):
@@ -191,16 +188,12 @@ class StoreWorker(Worker):
         self.pipe = Pipeline(self.c, self.window)
         self.pipe.items.extend(
             (s, send_frame(i + 10, user_name(u), text_for(s, u)), 0.0)
-            for i, (s, u) in enumerate(self.items)
-        )
+            for i, (s, u) in enumerate(self.items))
 
     async def run(self) -> Result:
         await self.pipe.run()
-        return {
-            "acked": self.pipe.acked,
-            "errors": self.pipe.errors[:5],
-            "n_errors": len(self.pipe.errors),
-        }
+        return {"acked": self.pipe.acked, "errors": self.pipe.errors[:5],
+                "n_errors": len(self.pipe.errors)}
 
     async def close(self) -> None:
         await self.c.aclose()
@@ -225,9 +218,7 @@ class DrainWorker(Worker):
             for m in msgs:
                 self.got.append((u, m["text"]))
             ack = b'{"op":"ack","id":%d,"ids":%s}\n' % (
-                c.rid(),
-                msgspec.json.encode([m["id"] for m in msgs]),
-            )
+                c.rid(), msgspec.json.encode([m["id"] for m in msgs]))
             fa = c.request(ack)
             if r["more"]:
                 fc = c.request(b'{"op":"check","id":%d,"limit":%d}\n' % (c.rid(), BATCH))
@@ -278,10 +269,8 @@ class BcastWorker(Worker):
         lat, acked, recips, errors = [], [], [], []
         for s in self.seqs:
             t = now()
-            r = await self.c.call(
-                b'{"op":"send","id":%d,"mode":"all","text":"%s"}\n'
-                % (self.c.rid(), text_for(s, 999_999).encode())
-            )
+            r = await self.c.call(b'{"op":"send","id":%d,"mode":"all","text":"%s"}\n' % (
+                self.c.rid(), text_for(s, 999_999).encode()))
             lat.append((now() - t) * 1000)
             if r.get("ok"):
                 acked.append(s)
@@ -291,13 +280,8 @@ class BcastWorker(Worker):
         users = await self.c.call(b'{"op":"users","id":%d}\n' % self.c.rid())
         names = [u["name"] for u in users.get("users", [])]
         idx = sorted(int(n[1:]) for n in names if n != self.name and n[1:].isdigit())
-        return {
-            "lat_ms": lat,
-            "acked": acked,
-            "recipients": max(recips, default=-1),
-            "recipient_idx": idx,
-            "errors": errors,
-        }
+        return {"lat_ms": lat, "acked": acked, "recipients": max(recips, default=-1),
+                "recipient_idx": idx, "errors": errors}
 
     async def close(self) -> None:
         await self.c.aclose()
@@ -314,9 +298,8 @@ class ConnWorker(HoldWorker[MsConn]):
 
 
 class LatencyWorker(Worker):
-    def __init__(
-        self, port: int, name: str, plan: list[tuple[int, int]], at: list[float], window: int
-    ) -> None:
+    def __init__(self, port: int, name: str, plan: list[tuple[int, int]], at: list[float],
+                 window: int) -> None:
         self.port, self.plan, self.at, self.window = port, plan, at, window
         k = int(name[3:])
         self.name = user_name(SENDER_BASE + 200 + k)
@@ -326,9 +309,8 @@ class LatencyWorker(Worker):
         self.c = await MsConn.open(self.port)
         await self.c.login(self.name)
         self.pipe = Pipeline(self.c, 1_000_000)
-        self.frames = [
-            send_frame(i + 10, user_name(u), text_for(s, u)) for i, (s, u) in enumerate(self.plan)
-        ]
+        self.frames = [send_frame(i + 10, user_name(u), text_for(s, u))
+                       for i, (s, u) in enumerate(self.plan)]
         if self.checker:
             self.cc = await MsConn.open(self.port)
             await self.cc.login(user_name(SENDER_BASE + 300))
@@ -356,13 +338,8 @@ class LatencyWorker(Worker):
         await settle(pipe, 30)
         stop.set()
         check_ms = await chk if chk is not None else []
-        return {
-            "lat_ms": pipe.lat,
-            "check_ms": check_ms,
-            "sent": len(self.plan),
-            "acked": len(pipe.acked),
-            "n_errors": len(pipe.errors),
-        }
+        return {"lat_ms": pipe.lat, "check_ms": check_ms, "sent": len(self.plan),
+                "acked": len(pipe.acked), "n_errors": len(pipe.errors)}
 
     async def close(self) -> None:
         await self.c.aclose()
@@ -381,13 +358,8 @@ class Mailslot(System):
     conn_note = "TCP + `login` with presence:false"
     check_note = "`check` on an empty queue"
 
-    def __init__(
-        self,
-        workdir: Path,
-        params: Params,
-        extra_args: list[str] | None = None,
-        profile: str = "none",
-    ) -> None:
+    def __init__(self, workdir: Path, params: Params, extra_args: list[str] | None = None,
+                 profile: str = "none") -> None:
         super().__init__(workdir, params)
         self.extra_args = extra_args or []
         self.profile = profile
@@ -408,22 +380,9 @@ class Mailslot(System):
         argv = [sys.executable]
         if self.profile == "cprofile":
             argv += ["-m", "cProfile", "-o", str(self.workdir / "mailslot.prof")]
-        argv += [
-            "-m",
-            "mailslot",
-            "server",
-            "--headless",
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(data),
-            "--auth",
-            "none",
-            "--no-limits",
-            *self.extra_args,
-        ]
+        argv += ["-m", "mailslot", "server", "--headless", "--host", HOST,
+                 "--port", str(self.port), "--data-dir", str(data), "--auth", "none",
+                 "--no-limits", *self.extra_args]
         self.server = ServerProc(self.name, argv, self.port, self.workdir)
         self.server.start()
         self.spy: subprocess.Popen[bytes] | None = None
@@ -432,23 +391,9 @@ class Mailslot(System):
             out = RESULTS / f"mailslot-py-spy-{self.server.pid}.txt"
             RESULTS.mkdir(exist_ok=True)
             self.spy = subprocess.Popen(
-                [
-                    str(spy),
-                    "record",
-                    "--pid",
-                    str(self.server.pid),
-                    "--format",
-                    "raw",
-                    "--threads",
-                    "--rate",
-                    "200",
-                    "--nonblocking",
-                    "-o",
-                    str(out),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+                [str(spy), "record", "--pid", str(self.server.pid), "--format", "raw",
+                 "--threads", "--rate", "200", "--nonblocking", "-o", str(out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             print(f"[mailslot] py-spy recording to {out}", flush=True)
 
     def stop(self) -> int | None:
@@ -467,29 +412,25 @@ class Mailslot(System):
 
     def setup_users(self, users: list[int]) -> PhaseRun:
         names = [user_name(u) for u in users]
-        ws: list[Worker] = [
-            SetupWorker(self.port, part, self.p.conc) for part in split(names, self.p.procs)
-        ]
+        ws: list[Worker] = [SetupWorker(self.port, part, self.p.conc)
+                            for part in split(names, self.p.procs)]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def store(self, plan: list[int]) -> PhaseRun:
         items = list(enumerate(plan))
         ws: list[Worker] = [
             StoreWorker(self.port, user_name(SENDER_BASE + i), part, self.p.window)
-            for i, part in enumerate(split(items, self.p.senders))
-        ]
+            for i, part in enumerate(split(items, self.p.senders))]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def drain(self, users: list[int], expected: dict[int, int]) -> PhaseRun:
-        ws: list[Worker] = [
-            DrainWorker(self.port, part, self.p.conc) for part in self._users(users)
-        ]
+        ws: list[Worker] = [DrainWorker(self.port, part, self.p.conc)
+                            for part in self._users(users)]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def leftover(self, users: list[int]) -> int:
-        ws: list[Worker] = [
-            LeftoverWorker(self.port, part, self.p.conc) for part in self._users(users)
-        ]
+        ws: list[Worker] = [LeftoverWorker(self.port, part, self.p.conc)
+                            for part in self._users(users)]
         r = run_phase(self.server, ws, timeout=self.p.timeout)
         return sum(x["leftover"] for x in r.results)
 
@@ -505,12 +446,10 @@ class Mailslot(System):
         return self._recips
 
     def connections(self, n: int) -> PhaseRun:
-        ws: list[Worker] = [
-            ConnWorker(self.port, part, self.p.conc) for part in self._users(list(range(n)))
-        ]
+        ws: list[Worker] = [ConnWorker(self.port, part, self.p.conc)
+                            for part in self._users(list(range(n)))]
         return run_phase(self.server, ws, timeout=self.p.timeout, hold=True)
 
     def latency(self, users: list[int]) -> PhaseRun:
-        return run_phase(
-            self.server, latency_workers(self, users, LatencyWorker), timeout=self.p.timeout
-        )
+        return run_phase(self.server, latency_workers(self, users, LatencyWorker),
+                         timeout=self.p.timeout)

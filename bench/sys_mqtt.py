@@ -257,12 +257,7 @@ class DrainWorker(Worker):
         self, port: int, users: list[int], expected: dict[int, int], conc: int, idle: float
     ) -> None:
         self.port, self.users, self.expected, self.conc, self.idle = (
-            port,
-            users,
-            expected,
-            conc,
-            idle,
-        )
+            port, users, expected, conc, idle)
         self.got: list[tuple[int, str]] = []
 
     async def one(self, u: int) -> None:
@@ -354,9 +349,8 @@ class ConnWorker(HoldWorker[MqttConn]):
 
 
 class LatencyWorker(Worker):
-    def __init__(
-        self, port: int, name: str, plan: list[tuple[int, int]], at: list[float], window: int
-    ) -> None:
+    def __init__(self, port: int, name: str, plan: list[tuple[int, int]], at: list[float],
+                 window: int) -> None:
         self.port, self.name, self.plan, self.at, self.window = port, name, plan, at, window
 
     async def prepare(self) -> None:
@@ -375,7 +369,8 @@ class LatencyWorker(Worker):
             pub.fill()
             self.c.flush()
         await settle(pub, 30)
-        return {"lat_ms": pub.lat, "check_ms": [], "sent": len(self.plan), "acked": len(pub.acked)}
+        return {"lat_ms": pub.lat, "check_ms": [], "sent": len(self.plan),
+                "acked": len(pub.acked)}
 
     async def close(self) -> None:
         await self.c.disconnect()
@@ -388,10 +383,8 @@ class Mosquitto(System):
     name = "mosquitto"
     label = "Mosquitto 2.0 (MQTT QoS 1)"
     ack_meaning = "in memory (PUBACK once queued; on disk only at autosave/shutdown)"
-    broadcast_note = (
-        "one QoS 1 PUBLISH to a topic every user's persistent session "
-        "subscribes to (stored once, queued per session)"
-    )
+    broadcast_note = ("one QoS 1 PUBLISH to a topic every user's persistent session "
+                      "subscribes to (stored once, queued per session)")
     conn_note = "CONNECT clean_session=0 (resumes the user's persistent session)"
     check_note = "n/a (MQTT has no pull; messages are pushed on reconnect)"
     binary = "/usr/sbin/mosquitto"
@@ -430,53 +423,43 @@ connection_messages true
         self.server.start()
 
     def setup_users(self, users: list[int]) -> PhaseRun:
-        ws: list[Worker] = [
-            SetupWorker(self.port, part, None, self.p.conc) for part in split(users, self.p.procs)
-        ]
+        ws: list[Worker] = [SetupWorker(self.port, part, None, self.p.conc)
+                            for part in split(users, self.p.procs)]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def store(self, plan: list[int]) -> PhaseRun:
         items = list(enumerate(plan))
-        ws: list[Worker] = [
-            StoreWorker(self.port, f"snd{i}", part, self.p.window)
-            for i, part in enumerate(split(items, self.p.senders))
-        ]
+        ws: list[Worker] = [StoreWorker(self.port, f"snd{i}", part, self.p.window)
+                            for i, part in enumerate(split(items, self.p.senders))]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def drain(self, users: list[int], expected: dict[int, int]) -> PhaseRun:
-        ws: list[Worker] = [
-            DrainWorker(self.port, part, expected, self.p.conc, 2.0)
-            for part in split(users, self.p.procs)
-        ]
+        ws: list[Worker] = [DrainWorker(self.port, part, expected, self.p.conc, 2.0)
+                            for part in split(users, self.p.procs)]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def leftover(self, users: list[int]) -> int:
-        ws: list[Worker] = [
-            LeftoverWorker(self.port, part, self.p.conc) for part in split(users, self.p.procs)
-        ]
+        ws: list[Worker] = [LeftoverWorker(self.port, part, self.p.conc)
+                            for part in split(users, self.p.procs)]
         r = run_phase(self.server, ws, timeout=self.p.timeout)
         return sum(x["leftover"] for x in r.results)
 
     def bcast_setup(self, users: list[int]) -> PhaseRun:
-        ws: list[Worker] = [
-            SetupWorker(self.port, part, BCAST_TOPIC, self.p.conc)
-            for part in split(users, self.p.procs)
-        ]
+        ws: list[Worker] = [SetupWorker(self.port, part, BCAST_TOPIC, self.p.conc)
+                            for part in split(users, self.p.procs)]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def bcast_send(self, seqs: list[int]) -> PhaseRun:
         return run_phase(self.server, [BcastWorker(self.port, seqs)], timeout=self.p.timeout)
 
     def connections(self, n: int) -> PhaseRun:
-        ws: list[Worker] = [
-            ConnWorker(self.port, part, self.p.conc) for part in split(list(range(n)), self.p.procs)
-        ]
+        ws: list[Worker] = [ConnWorker(self.port, part, self.p.conc)
+                            for part in split(list(range(n)), self.p.procs)]
         return run_phase(self.server, ws, timeout=self.p.timeout, hold=True)
 
     def latency(self, users: list[int]) -> PhaseRun:
-        return run_phase(
-            self.server, latency_workers(self, users, LatencyWorker), timeout=self.p.timeout
-        )
+        return run_phase(self.server, latency_workers(self, users, LatencyWorker),
+                         timeout=self.p.timeout)
 
 
 def latency_workers(sysm: Any, users: list[int], cls: Any) -> list[Worker]:

@@ -39,22 +39,13 @@ def subj(u: int) -> str:
 
 
 async def _connect(port: int) -> Any:
-    return await nats.connect(
-        f"nats://127.0.0.1:{port}",
-        max_reconnect_attempts=0,
-        allow_reconnect=False,
-        pending_size=64 * 1024 * 1024,
-    )
+    return await nats.connect(f"nats://127.0.0.1:{port}", max_reconnect_attempts=0,
+                              allow_reconnect=False, pending_size=64 * 1024 * 1024)
 
 
 def consumer_cfg(name: str, filt: str | None) -> ConsumerConfig:
-    return ConsumerConfig(
-        durable_name=name,
-        filter_subject=filt,
-        ack_policy=AckPolicy.EXPLICIT,
-        max_ack_pending=100_000,
-        ack_wait=60,
-    )
+    return ConsumerConfig(durable_name=name, filter_subject=filt, ack_policy=AckPolicy.EXPLICIT,
+                          max_ack_pending=100_000, ack_wait=60)
 
 
 class ConsumerSetupWorker(Worker):
@@ -116,7 +107,7 @@ class Puller:
         if reply and reply.startswith("$JS.ACK."):
             key = reply.split(".", 4)[3]
         else:
-            key = msg.subject[len(self.prefix) :]
+            key = msg.subject[len(self.prefix):]
         st = self.states.get(key)
         if st is None:
             return
@@ -262,9 +253,8 @@ class ConnWorker(HoldWorker[RawConn]):
 
 
 class LatencyWorker(Worker):
-    def __init__(
-        self, port: int, name: str, plan: list[tuple[int, int]], at: list[float], window: int
-    ) -> None:
+    def __init__(self, port: int, name: str, plan: list[tuple[int, int]], at: list[float],
+                 window: int) -> None:
         self.port, self.name, self.plan, self.at, self.window = port, name, plan, at, window
         self.checker = name == "lat0"
         self.check_failures = 0
@@ -280,9 +270,8 @@ class LatencyWorker(Worker):
         while not stop.is_set():
             t = now()
             try:
-                await self.nc.request(
-                    f"$JS.API.CONSUMER.MSG.NEXT.MAIL.{CHECK_USER}", req, timeout=5
-                )
+                await self.nc.request(f"$JS.API.CONSUMER.MSG.NEXT.MAIL.{CHECK_USER}", req,
+                                      timeout=5)
             except Exception:
                 self.check_failures += 1
                 continue
@@ -309,13 +298,8 @@ class LatencyWorker(Worker):
         await asyncio.wait_for(self.js.publish_async_completed(), 60)
         stop.set()
         check_ms = await chk if chk is not None else []
-        return {
-            "lat_ms": lat,
-            "check_ms": check_ms,
-            "sent": len(self.pkts),
-            "acked": ok[0],
-            "check_failures": self.check_failures,
-        }
+        return {"lat_ms": lat, "check_ms": check_ms, "sent": len(self.pkts), "acked": ok[0],
+                "check_failures": self.check_failures}
 
     async def close(self) -> None:
         await self.nc.close()
@@ -325,10 +309,8 @@ class NatsJetStream(System):
     binary = "/usr/sbin/nats-server"
     check_note = "pull request (batch 1, no_wait) on an empty durable consumer"
     conn_note = "raw TCP CONNECT + PING/PONG (NATS has no user login)"
-    broadcast_note = (
-        "one publish to subject bcast on an interest-retention stream with a "
-        "durable consumer per user (stored once)"
-    )
+    broadcast_note = ("one publish to subject bcast on an interest-retention stream with a "
+                      "durable consumer per user (stored once)")
 
     def __init__(self, workdir: Any, params: Any, always: bool = False) -> None:
         super().__init__(workdir, params)
@@ -338,25 +320,21 @@ class NatsJetStream(System):
             self.label = "NATS JetStream (sync_interval: always)"
             self.ack_meaning = "fsync'd (sync_interval: always)"
             if not self._supports_sync_interval():
-                self.unsupported = (
-                    f"{self.version()} rejects `sync_interval` (added in nats-server 2.10)"
-                )
+                self.unsupported = (f"{self.version()} rejects `sync_interval` "
+                                    "(added in nats-server 2.10)")
         else:
             self.label = "NATS JetStream (file storage, default sync)"
-            self.ack_meaning = "written (to the OS page cache; fsync every 2 min by default)"
+            self.ack_meaning = ("written (to the OS page cache; fsync every 2 min by default)")
 
     def version(self) -> str:
-        return subprocess.run(
-            [self.binary, "--version"], capture_output=True, text=True
-        ).stdout.strip()
+        return subprocess.run([self.binary, "--version"], capture_output=True,
+                              text=True).stdout.strip()
 
     def _conf(self, port: int) -> str:
         sync = "  sync_interval: always\n" if self.always else ""
-        return (
-            f"listen: 127.0.0.1:{port}\nmax_payload: 1MB\nmax_connections: 100000\n"
-            f"jetstream {{\n  store_dir: {self.workdir / 'js'}\n"
-            f"  max_file_store: 10GB\n  max_memory_store: 1GB\n{sync}}}\n"
-        )
+        return (f"listen: 127.0.0.1:{port}\nmax_payload: 1MB\nmax_connections: 100000\n"
+                f"jetstream {{\n  store_dir: {self.workdir / 'js'}\n"
+                f"  max_file_store: 10GB\n  max_memory_store: 1GB\n{sync}}}\n")
 
     def _supports_sync_interval(self) -> bool:
         conf = self.workdir / "probe.conf"
@@ -378,25 +356,15 @@ class NatsJetStream(System):
         jsm = nc.jsm()
         for _ in range(50):  # JetStream may need a moment after the port opens
             try:
-                await jsm.add_stream(
-                    StreamConfig(
-                        name="MAIL",
-                        subjects=["user.*"],
-                        storage=StorageType.FILE,
-                        retention=RetentionPolicy.WORK_QUEUE,
-                    )
-                )
+                await jsm.add_stream(StreamConfig(
+                    name="MAIL", subjects=["user.*"], storage=StorageType.FILE,
+                    retention=RetentionPolicy.WORK_QUEUE))
                 break
             except Exception:
                 await asyncio.sleep(0.1)
-        await jsm.add_stream(
-            StreamConfig(
-                name="BCAST",
-                subjects=["bcast"],
-                storage=StorageType.FILE,
-                retention=RetentionPolicy.INTEREST,
-            )
-        )
+        await jsm.add_stream(StreamConfig(name="BCAST", subjects=["bcast"],
+                                          storage=StorageType.FILE,
+                                          retention=RetentionPolicy.INTEREST))
         await jsm.add_consumer("MAIL", consumer_cfg(CHECK_USER, "user." + CHECK_USER))
         await nc.close()
 
@@ -404,35 +372,28 @@ class NatsJetStream(System):
         return split(users, self.p.procs)
 
     def setup_users(self, users: list[int]) -> PhaseRun:
-        ws: list[Worker] = [
-            ConsumerSetupWorker(self.port, "MAIL", part, False, self.p.conc)
-            for part in self._split(users)
-        ]
+        ws: list[Worker] = [ConsumerSetupWorker(self.port, "MAIL", part, False, self.p.conc)
+                            for part in self._split(users)]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def store(self, plan: list[int]) -> PhaseRun:
         items = list(enumerate(plan))
-        ws: list[Worker] = [
-            StoreWorker(self.port, part, self.p.window) for part in split(items, self.p.senders)
-        ]
+        ws: list[Worker] = [StoreWorker(self.port, part, self.p.window)
+                            for part in split(items, self.p.senders)]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     _drain_stream = "MAIL"  # BCAST once W3 has set up its consumers
 
     def drain(self, users: list[int], expected: dict[int, int]) -> PhaseRun:
-        ws: list[Worker] = [
-            DrainWorker(self.port, self._drain_stream, part, self.p.conc)
-            for part in self._split(users)
-        ]
+        ws: list[Worker] = [DrainWorker(self.port, self._drain_stream, part, self.p.conc)
+                            for part in self._split(users)]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def leftover(self, users: list[int]) -> int:
         total = 0
         for _ in range(20):  # acks are applied asynchronously: settle for up to ~2 s
-            ws: list[Worker] = [
-                LeftoverWorker(self.port, self._drain_stream, part, self.p.conc)
-                for part in self._split(users)
-            ]
+            ws: list[Worker] = [LeftoverWorker(self.port, self._drain_stream, part, self.p.conc)
+                                for part in self._split(users)]
             r = run_phase(self.server, ws, timeout=self.p.timeout)
             total = sum(x["leftover"] for x in r.results)
             if total == 0:
@@ -441,10 +402,8 @@ class NatsJetStream(System):
         return total
 
     def bcast_setup(self, users: list[int]) -> PhaseRun:
-        ws: list[Worker] = [
-            ConsumerSetupWorker(self.port, "BCAST", part, True, self.p.conc)
-            for part in self._split(users)
-        ]
+        ws: list[Worker] = [ConsumerSetupWorker(self.port, "BCAST", part, True, self.p.conc)
+                            for part in self._split(users)]
         self._drain_stream = "BCAST"
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
@@ -452,12 +411,10 @@ class NatsJetStream(System):
         return run_phase(self.server, [BcastWorker(self.port, seqs)], timeout=self.p.timeout)
 
     def connections(self, n: int) -> PhaseRun:
-        ws: list[Worker] = [
-            ConnWorker(self.port, part, self.p.conc) for part in self._split(list(range(n)))
-        ]
+        ws: list[Worker] = [ConnWorker(self.port, part, self.p.conc)
+                            for part in self._split(list(range(n)))]
         return run_phase(self.server, ws, timeout=self.p.timeout, hold=True)
 
     def latency(self, users: list[int]) -> PhaseRun:
-        return run_phase(
-            self.server, latency_workers(self, users, LatencyWorker), timeout=self.p.timeout
-        )
+        return run_phase(self.server, latency_workers(self, users, LatencyWorker),
+                         timeout=self.p.timeout)
