@@ -213,6 +213,11 @@ loginForm.addEventListener("submit", async (event) => {
   loginSay("");
   try {
     try {
+      archive = await archiveReady;
+    } catch {
+      return failLogin(NO_STORAGE, "login-name");
+    }
+    try {
       await openConnection();
     } catch {
       return failLogin("The server cannot be reached. Try again in a moment.", "login-name");
@@ -673,18 +678,17 @@ $("help-button").addEventListener("click", () => $("help").showModal());
 
 // ----- start -------------------------------------------------------------------------------
 
-async function start() {
-  try {
-    archive = await Archive.open();
-  } catch {
-    loginSay("This browser does not allow storing messages (IndexedDB is off), which Mailslot needs.");
+const NO_STORAGE = "This browser does not allow storing messages (IndexedDB is off), which Mailslot needs.";
+const archiveReady = Archive.open();
+archiveReady.then(
+  (opened) => (archive = opened),
+  () => {
+    loginSay(NO_STORAGE);
     $("login-submit").disabled = true;
-    return;
-  }
-  setConnectionState("offline", "Not connected");
-  $("auto-fetch").checked = autoFetch();
-  compose.render();
-  $("login-name").focus();
-}
-
-start();
+  },
+);
+// The name field has `autofocus`: focusing it from here, once the archive is open,
+// could move the caret away from what someone is already typing.
+setConnectionState("offline", "Not connected");
+$("auto-fetch").checked = autoFetch();
+compose.render();
