@@ -284,3 +284,27 @@ def test_a_name_gone_while_the_server_was_down_is_not_created_again(
     client.login("carol", "pw")
     assert [user.name for user in client.users()] == ["carol"]
     client.close()
+
+
+def test_a_long_queue_is_fetched_in_batches_and_the_list_stays_short(
+    web_server: WebServer, new_context: Any
+) -> None:
+    page = open_page(new_context(), web_server)
+    sign_in(page, "alice", "pw")
+    for sender in ("bob", "carol", "dave"):  # each within one connection's request burst
+        client = SyncClient.connect("127.0.0.1", web_server.tcp_port)
+        client.login(sender, "pw")
+        for n in range(170):
+            client.send(f"{sender} {n:03d}", to=["alice"])
+        client.close()
+    expect(page.locator("#badge")).to_have_text("510")
+    page.click("#check")
+    expect(page.locator("#announcer")).to_have_text("510 new messages in the inbox.")
+    expect(page.locator("#messages li")).to_have_count(500)
+    expect(page.locator("#list-empty")).to_have_text(
+        "The newest 500 of 510 are shown; Search finds any of them."
+    )
+    expect(page.locator("#messages li .text").last).to_have_text("bob 010")
+    page.click("#tab-archive")
+    page.fill("#search", "bob 005")  # among the oldest ten, not drawn in the inbox
+    expect(page.locator("#messages li .text")).to_have_text(["bob 005"])

@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 const PING_EVERY = 4 * 60 * 1000; // well inside the server's 10-minute idle timeout
 const MAX_BACKOFF = 30; // seconds
 const AUTO_FETCH = "mailslot.fetch-on-arrival";
+const LIST_LIMIT = 500; // messages drawn in one list; the archive keeps them all
 
 const people = new Map(); // folded name -> {name, online}
 const state = {
@@ -573,8 +574,13 @@ async function renderList() {
     empty = query ? `No messages with “${query}”.` : "Type to search everything received and sent in this browser.";
   }
   if (generation !== listGeneration) return; // a newer render has started
-  $("list-empty").textContent = records.length === 0 ? empty : "";
-  $("list-empty").hidden = records.length > 0;
+  let note = records.length === 0 ? empty : "";
+  if (records.length > LIST_LIMIT) {
+    note = `The newest ${LIST_LIMIT} of ${records.length} are shown; Search finds any of them.`;
+    records = records.slice(0, LIST_LIMIT);
+  }
+  $("list-empty").textContent = note;
+  $("list-empty").hidden = note === "";
   $("messages").replaceChildren(...records.map(renderMessage));
 }
 
