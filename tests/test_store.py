@@ -19,7 +19,7 @@ from mailslot.store import (
     StoreUnavailable,
     UserRecord,
 )
-from mailslot.store.sqlite import ROWS_PER_COMMIT
+from mailslot.store.batching import ROWS_PER_COMMIT
 from tests.conftest import run
 
 
