@@ -23,7 +23,8 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-async def _admin(sql: str) -> None:
+async def execute(sql: str) -> None:
+    """Run SQL on the test database, outside any test's schema."""
     import asyncpg
 
     connection = await asyncpg.connect(SERVER_URL, timeout=5)
@@ -35,7 +36,7 @@ async def _admin(sql: str) -> None:
 
 def admin(sql: str) -> None:
     """Run SQL on the test database, outside any test's schema."""
-    asyncio.run(_admin(sql))
+    asyncio.run(execute(sql))
 
 
 def schema_url(schema: str) -> str:

@@ -23,7 +23,6 @@ from mailslot.store import (
 )
 from mailslot.store.batching import ROWS_PER_COMMIT
 from tests.conftest import run
-from tests.postgres import postgres_url  # noqa: F401  (a fixture)
 
 if TYPE_CHECKING:  # asyncpg is an optional dependency: imported where needed
     from mailslot.store.postgres import PostgresStore

@@ -396,9 +396,11 @@ class PostgresStore:
     async def _usable_connection(self) -> Connection | None:
         """The writer's connection, connecting again once the back-off has passed; None
         while PostgreSQL cannot be reached."""
-        if self._connection is not None and not self._connection.is_closed():
-            return self._connection
-        self._connection = None
+        if self._connection is not None:
+            if not self._connection.is_closed():
+                return self._connection
+            log.warning("the database %s closed the connection; reconnecting", redact(self.dsn))
+            self._connection = None
         if time.monotonic() < self._retry_at:
             return None
         try:
