@@ -130,6 +130,17 @@ class FairBatches(Generic[R]):
         return job
 
 
+def send_outcomes(sends: Sequence[Enqueue], ids: Sequence[int]) -> list[Outcome]:
+    """Each send's message ids, from the ids of all their messages in order."""
+    outcomes: list[Outcome] = []
+    start = 0
+    for send in sends:
+        end = start + len(send.messages)
+        outcomes.append((send.future, True, list(ids[start:end])))
+        start = end
+    return outcomes
+
+
 def resolve(outcomes: list[Outcome]) -> None:
     """Hand each job its result or its error (on the event loop's thread)."""
     for future, succeeded, value in outcomes:

@@ -46,7 +46,7 @@ from mailslot.store.base import (
     StoreUnavailable,
     UserRecord,
 )
-from mailslot.store.batching import Call, Enqueue, FairBatches, Outcome, resolve
+from mailslot.store.batching import Call, Enqueue, FairBatches, Outcome, resolve, send_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -502,13 +502,7 @@ async def _write_sends(db: Connection, sends: list[Enqueue]) -> list[Outcome]:
             [user_id for m, _ in shared for user_id in m.recipient_ids],
             [i for m, i in shared for _ in m.recipient_ids],
         )
-    outcomes: list[Outcome] = []
-    start = 0
-    for send in sends:
-        end = start + len(send.messages)
-        outcomes.append((send.future, True, ids[start:end]))
-        start = end
-    return outcomes
+    return send_outcomes(sends, ids)
 
 
 async def _release_texts(db: Connection, message_ids: list[int]) -> None:

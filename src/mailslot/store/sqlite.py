@@ -55,7 +55,7 @@ from mailslot.store.base import (
     StoreUnavailable,
     UserRecord,
 )
-from mailslot.store.batching import Call, Enqueue, FairBatches, Outcome, resolve
+from mailslot.store.batching import Call, Enqueue, FairBatches, Outcome, resolve, send_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -630,13 +630,7 @@ def _write_sends(db: sqlite3.Connection, sends: list[Enqueue]) -> list[Outcome]:
             "INSERT INTO queue (user_id, message_id) VALUES (?, ?)",
             [(user_id, i) for i, m in shared for user_id in m.recipient_ids],
         )
-    outcomes: list[Outcome] = []
-    start = 0
-    for send in sends:
-        end = start + len(send.messages)
-        outcomes.append((send.future, True, list(ids[start:end])))
-        start = end
-    return outcomes
+    return send_outcomes(sends, ids)
 
 
 # SQLite's primary result codes (the low byte of an extended code).
