@@ -23,7 +23,7 @@ import pytest
 from mailslot.store import NewMessage, StorageFull, StoreError, StoreUnavailable
 from mailslot.store.postgres import PostgresStore, migrations
 from tests.conftest import run
-from tests.postgres import SERVER_URL, admin, execute
+from tests.postgres import SERVER_URL, admin, execute, require_postgres
 
 
 def _schema(url: str) -> str:
@@ -205,7 +205,9 @@ def test_a_database_server_that_goes_away_is_unavailable_at_once_then_used_again
     run(scenario())
 
 
-def test_an_unreachable_or_missing_database_is_refused_at_open_with_a_sentence() -> None:
+def test_an_unreachable_or_missing_database_is_refused_at_open_with_a_sentence(
+    postgres_url: str,  # the server is there, but not this database
+) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
@@ -228,6 +230,7 @@ def tiny_tablespace() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
+    require_postgres()
     parent = Path(tempfile.mkdtemp(prefix="mailslot-pg-"))
     parent.chmod(0o711)  # the postgres user must reach the mount point
     disk = parent / "disk"
