@@ -125,13 +125,16 @@ def test_a_terminated_backend_is_replaced_and_nothing_is_lost(
 
 class Proxy:
     """A TCP relay on 127.0.0.1 to the PostgreSQL server, which the test can cut (every
-    connection dropped, new ones refused) and restore on the same port."""
+    connection dropped, new ones refused) and restore on the same port, or freeze
+    (connections stay open, nothing goes through: a server that hangs) and thaw."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
@@ -152,6 +155,7 @@ class Proxy:
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError):
                 while data := await source.read(65536):
+                    await self.flowing.wait()
                     sink.write(data)
                     await sink.drain()
             sink.transport.abort()
@@ -199,6 +203,42 @@ def test_a_database_server_that_goes_away_is_unavailable_at_once_then_used_again
                 await asyncio.sleep(0.05)
         batch = await store.fetch(bob.id, 100)
         assert [m.id for m in batch.messages] == [*acknowledged, later]
+        await store.close()
+        await proxy.cut()
+
+    run(scenario())
+
+
+def test_a_database_server_that_hangs_is_unavailable_after_the_timeout(postgres_url: str) -> None:
+    """PostgreSQL stops answering (connections open, nothing comes back): the statement
+    under way fails after the command timeout, a new connection after the connect
+    timeout, both with StoreUnavailable; once it answers again, the store goes on."""
+
+    async def scenario() -> None:
+        proxy = Proxy(5432)
+        await proxy.start()
+        url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        store = PostgresStore(url, command_timeout=1.0, connect_timeout=1.0)
+        await store.open()
+        bob = await store.create_user("bob", "bob", None, 0)
+        (before,) = await store.enqueue([NewMessage("a", [bob.id], "before", 1)])
+        proxy.flowing.clear()
+        for _ in range(2):  # the statement under way, then a new connection
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(store.enqueue([NewMessage("a", [bob.id], "x", 2)]), 30)
+            assert time.monotonic() - started < 2.5
+        proxy.flowing.set()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                (after,) = await store.enqueue([NewMessage("a", [bob.id], "after", 3)])
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline, "the store did not reconnect"
+                await asyncio.sleep(0.05)
+        batch = await store.fetch(bob.id, 10)
+        assert [m.text for m in batch.messages if m.id in (before, after)] == ["before", "after"]
         await store.close()
         await proxy.cut()
 

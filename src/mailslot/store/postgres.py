@@ -13,10 +13,18 @@ savepoint, so only the jobs that fail get an error.
 
 Errors by kind: PostgreSQL out of disk space is StorageFull (sends and new users are
 refused, acks go on); a lost connection, an administrator's shutdown, a server that is
-starting or read-only (a standby) is StoreUnavailable. A connection lost before COMMIT
-was sent is replaced at once and the batch run again; one lost while committing leaves
-its jobs' outcome unknown, and they fail. While PostgreSQL cannot be reached, jobs
-fail at once and the store tries again after a back-off (0.1 s, doubling to 5 s).
+starting or read-only (a standby) is StoreUnavailable, and so is a statement that
+takes longer than 5 s (60 s for those that scan a table), so that a hung server is not
+waited for. A connection lost before COMMIT was sent is replaced at once and the batch
+run again; one lost while committing leaves its jobs' outcome unknown, and they fail
+(unacknowledged, so a client sends again; a message may then arrive twice, under two
+ids). While PostgreSQL cannot be reached, jobs fail at once and the store tries again
+after a back-off (0.1 s, doubling to 5 s).
+
+Ids: from sequences, so unique across every store on the database and never reused.
+They increase in the order one store hands its batches to PostgreSQL; with several
+stores (nodes) on one database, a batch from one node may commit after a batch with
+higher ids from another.
 
 Schema: numbered migrations in store/migrations/postgres/, applied at open under an
 advisory lock (several nodes may start at once); a database whose schema is newer
@@ -52,6 +60,7 @@ log = logging.getLogger(__name__)
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 COMMAND_TIMEOUT = 5.0  # seconds: a statement that takes longer means PostgreSQL is in trouble
+SCAN_TIMEOUT = 60.0  # for the statements that read or delete a whole table or queue
 CONNECT_TIMEOUT = 5.0
 FIRST_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
@@ -162,7 +171,8 @@ class PostgresStore:
     async def load_users(self) -> list[UserRecord]:
         async def load(db: Connection) -> list[UserRecord]:
             rows = await db.fetch(
-                "SELECT id, key, name, password_hash, created_at FROM users ORDER BY id"
+                "SELECT id, key, name, password_hash, created_at FROM users ORDER BY id",
+                timeout=SCAN_TIMEOUT,
             )
             users = [UserRecord(*row) for row in rows]
             self._waiting.names.update((user.id, user.name) for user in users)
@@ -172,7 +182,9 @@ class PostgresStore:
 
     async def waiting_counts(self) -> dict[int, int]:
         async def count(db: Connection) -> dict[int, int]:
-            rows = await db.fetch("SELECT user_id, count(*) FROM queue GROUP BY user_id")
+            rows = await db.fetch(
+                "SELECT user_id, count(*) FROM queue GROUP BY user_id", timeout=SCAN_TIMEOUT
+            )
             return {user_id: waiting for user_id, waiting in rows}
 
         return await self._call(count)
@@ -524,6 +536,7 @@ async def _purge_queue(db: Connection, user_id: int) -> int:
     deleted = await db.fetch(
         "DELETE FROM queue WHERE user_id = $1 RETURNING message_id, text IS NULL AS shared",
         user_id,
+        timeout=SCAN_TIMEOUT,
     )
     await _release_texts(db, [row[0] for row in deleted if row[1]])
     return len(deleted)
