@@ -159,7 +159,7 @@ def test_ids_handed_out_before_are_not_handed_out_again_after_a_move(
     last_user, last_message = run(before())
     code, said = migrate(capsys, data_dir, postgres_url)
     assert code == 0, said
-    assert said.startswith("copied 1 users and 0 waiting messages")
+    assert said.startswith("copied 1 user and 0 waiting messages (0 texts shared")
     new_user, new_message = run(after())
     assert new_user > last_user and new_message > last_message
 

@@ -397,5 +397,10 @@ async def migrate(source: Side, target: Side) -> str:
 def _describe(counts: Counts) -> str:
     users, queued, texts = counts
     return (
-        f"{users} users and {queued} waiting messages ({texts} texts shared by several recipients)"
+        f"{_count(users, 'user')} and {_count(queued, 'waiting message')}"
+        f" ({_count(texts, 'text')} shared by several recipients)"
     )
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" if number == 1 else f"{number} {thing}s"
