@@ -198,6 +198,44 @@ def test_a_broadcast_stores_its_text_once_and_deletes_it_after_the_last_ack(
     run(scenario())
 
 
+def test_checks_and_acks_of_many_users_in_one_commit_each_get_their_own(
+    backend: Backend,
+) -> None:
+    """Checks and acks of many users handed over together (one commit): each check sees
+    its own queue, each ack counts what it deleted (an id acked twice counts once), and
+    a broadcast's text goes when the last of its recipients acks, in the same batch."""
+
+    async def scenario() -> None:
+        store = backend.store()
+        await store.open()
+        users = [(await store.create_user(f"u{i}", f"u{i}", None, i)).id for i in range(20)]
+        broadcast = await send_one(store, "u0", users, "to all", 1)
+        own = {
+            user_id: await store.enqueue(
+                [NewMessage("u0", [user_id], f"for {user_id}: {n}", 2) for n in range(3)]
+            )
+            for user_id in users
+        }
+        commits = store.commits
+        held = await backend.hold(store)
+        checks = [store.fetch(user_id, 2, after=broadcast) for user_id in users]
+        acks = [store.ack(user_id, [broadcast, own[user_id][0]]) for user_id in users]
+        again = store.ack(users[0], [broadcast, own[users[0]][1]])
+        await held.release()
+        for user_id, check in zip(users, checks, strict=True):
+            batch = await check
+            assert [m.id for m in batch.messages] == own[user_id][:2] and batch.more
+            assert batch.messages[0].text == f"for {user_id}: 0"
+        assert [await ack for ack in acks] == [2] * len(users)
+        assert await again == 1
+        assert store.commits == commits + 2  # the held job's, then one for all
+        assert await backend.count("messages") == 0
+        assert await backend.count("queue") == len(users) * 3 - len(users) - 1
+        await store.close()
+
+    run(scenario())
+
+
 def test_fetch_pages_with_after_and_reports_more(backend: Backend) -> None:
     async def scenario() -> None:
         store = backend.store()

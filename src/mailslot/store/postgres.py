@@ -34,10 +34,12 @@ than this code is refused.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
@@ -220,33 +222,10 @@ class PostgresStore:
         return future
 
     def fetch(self, user_id: int, limit: int, after: int = 0) -> asyncio.Future[Batch]:
-        async def select(db: Connection) -> Batch:
-            rows = await db.fetch(
-                "SELECT q.message_id, coalesce(q.sender, m.sender),"
-                " coalesce(q.received_at, m.received_at), coalesce(q.text, m.text)"
-                " FROM queue q LEFT JOIN messages m ON q.text IS NULL AND m.id = q.message_id"
-                " WHERE q.user_id = $1 AND q.message_id > $2 ORDER BY q.message_id LIMIT $3",
-                user_id,
-                after,
-                limit + 1,
-            )
-            messages = [StoredMessage(*row) for row in rows[:limit]]
-            return Batch(messages, more=len(rows) > limit)
-
-        return self._call(select, user_id)
+        return self._call(_Fetch(user_id, limit, after), user_id)
 
     def ack(self, user_id: int, message_ids: Sequence[int]) -> asyncio.Future[int]:
-        async def delete(db: Connection) -> int:
-            deleted = await db.fetch(
-                "DELETE FROM queue WHERE user_id = $1 AND message_id = ANY($2::bigint[])"
-                " RETURNING message_id, text IS NULL AS shared",
-                user_id,
-                list(message_ids),
-            )
-            await _release_texts(db, [row[0] for row in deleted if row[1]])
-            return len(deleted)
-
-        return self._call(delete, user_id, rows=max(1, len(message_ids)))
+        return self._call(_Ack(user_id, list(message_ids)), user_id, rows=max(1, len(message_ids)))
 
     # -- for `mailslot admin` and /readyz ----------------------------------------
 
@@ -435,24 +414,126 @@ class PostgresStore:
 
 
 async def _run_together(db: Connection, batch: list[_Job]) -> list[Outcome]:
+    """Consecutive sends, checks or acks each with one statement over arrays; any other
+    job on its own."""
     outcomes: list[Outcome] = []
-    sends: list[Enqueue] = []
     try:
-        for job in batch:
-            if isinstance(job, Enqueue):
-                sends.append(job)
-                continue
-            if sends:
-                outcomes += await _write_sends(db, sends)
-                sends = []
-            outcomes.append((job.future, True, await job.run(db)))
-        if sends:
-            outcomes += await _write_sends(db, sends)
+        for kind, group in itertools.groupby(batch, key=_kind):
+            jobs = list(group)
+            if kind is Enqueue:
+                outcomes += await _write_sends(
+                    db, [job for job in jobs if isinstance(job, Enqueue)]
+                )
+            elif kind is _Fetch and len(jobs) > 1:
+                outcomes += _succeeded(jobs, await _Fetch.run_many(db, _runs(jobs, _Fetch)))
+            elif kind is _Ack and len(jobs) > 1:
+                outcomes += _succeeded(jobs, await _Ack.run_many(db, _runs(jobs, _Ack)))
+            else:
+                for job in jobs:
+                    assert isinstance(job, Call)
+                    outcomes.append((job.future, True, await job.run(db)))
     except Exception as error:
         if _is_environmental(error, db):
             raise  # would fail job by job too
         raise _JobFailed() from error
     return outcomes
+
+
+K = TypeVar("K")
+
+
+def _runs(jobs: list[_Job], kind: type[K]) -> list[K]:
+    return [job.run for job in jobs if isinstance(job, Call) and isinstance(job.run, kind)]
+
+
+def _succeeded(jobs: list[_Job], results: Sequence[Any]) -> list[Outcome]:
+    return [(job.future, True, result) for job, result in zip(jobs, results, strict=True)]
+
+
+def _kind(job: _Job) -> type | None:
+    """What a job may be run together with: jobs of the same kind next to it."""
+    if isinstance(job, Enqueue):
+        return Enqueue
+    if isinstance(job.run, _Fetch | _Ack):
+        return type(job.run)
+    return None
+
+
+_SELECT_WAITING = (
+    "SELECT q.message_id, coalesce(q.sender, m.sender) AS sender,"
+    " coalesce(q.received_at, m.received_at) AS received_at, coalesce(q.text, m.text) AS text"
+    " FROM queue q LEFT JOIN messages m ON q.text IS NULL AND m.id = q.message_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetch:
+    """A check: the oldest `limit` messages above `after` in a user's queue."""
+
+    user_id: int
+    limit: int
+    after: int
+
+    async def __call__(self, db: Connection) -> Batch:
+        rows = await db.fetch(
+            f"{_SELECT_WAITING} WHERE q.user_id = $1 AND q.message_id > $2"
+            " ORDER BY q.message_id LIMIT $3",
+            self.user_id,
+            self.after,
+            self.limit + 1,
+        )
+        return self.batch(rows)
+
+    def batch(self, rows: Sequence[Any]) -> Batch:
+        messages = [StoredMessage(*row[-4:]) for row in rows[: self.limit]]
+        return Batch(messages, more=len(rows) > self.limit)
+
+    @staticmethod
+    async def run_many(db: Connection, fetches: Sequence[_Fetch]) -> list[Batch]:
+        rows = await db.fetch(
+            "SELECT r.n, w.* FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::int[])"
+            " AS r(n, user_id, after, wanted) CROSS JOIN LATERAL"
+            f" ({_SELECT_WAITING} WHERE q.user_id = r.user_id AND q.message_id > r.after"
+            " ORDER BY q.message_id LIMIT r.wanted) w ORDER BY r.n, w.message_id",
+            list(range(len(fetches))),
+            [fetch.user_id for fetch in fetches],
+            [fetch.after for fetch in fetches],
+            [fetch.limit + 1 for fetch in fetches],
+        )
+        by_fetch: list[list[Any]] = [[] for _ in fetches]
+        for row in rows:
+            by_fetch[row[0]].append(row)
+        return [fetch.batch(found) for fetch, found in zip(fetches, by_fetch, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ack:
+    """Delete these messages from a user's queue; how many were there."""
+
+    user_id: int
+    message_ids: list[int]
+
+    async def __call__(self, db: Connection) -> int:
+        return (await self.run_many(db, [self]))[0]
+
+    @staticmethod
+    async def run_many(db: Connection, acks: Sequence[_Ack]) -> list[int]:
+        deleted = await db.fetch(
+            "DELETE FROM queue q USING unnest($1::bigint[], $2::bigint[]) AS a(user_id, id)"
+            " WHERE q.user_id = a.user_id AND q.message_id = a.id"
+            " RETURNING q.user_id, q.message_id, q.text IS NULL AS shared",
+            [ack.user_id for ack in acks for _ in ack.message_ids],
+            [message_id for ack in acks for message_id in ack.message_ids],
+        )
+        await _release_texts(db, [row[1] for row in deleted if row[2]])
+        # Each deleted row counts for the first ack that named it, as if run in turn.
+        gone = {(row[0], row[1]) for row in deleted}
+        counts = []
+        for ack in acks:
+            mine = gone.intersection((ack.user_id, message_id) for message_id in ack.message_ids)
+            gone -= mine
+            counts.append(len(mine))
+        return counts
 
 
 async def _run_alone(db: Connection, job: _Job) -> Outcome:
@@ -518,13 +599,16 @@ async def _write_sends(db: Connection, sends: list[Enqueue]) -> list[Outcome]:
 
 
 async def _release_texts(db: Connection, message_ids: list[int]) -> None:
-    """One reference fewer to each shared text; delete those no queue row points at.
-    Two statements: the UPDATE locks the rows, so the count it returns is the last
-    word even with other nodes acknowledging the same broadcast at the same time."""
+    """One reference fewer per id given (an id may come more than once: several users
+    acknowledged the same broadcast in one batch); delete the texts no queue row points
+    at any more. Two statements: the UPDATE locks the rows, so the count it returns is
+    the last word even with other nodes acknowledging the same broadcast meanwhile."""
     if message_ids:
         released = await db.fetch(
-            "UPDATE messages SET refs = refs - 1 WHERE id = ANY($1::bigint[]) RETURNING id, refs",
-            sorted(message_ids),  # rows locked in one order: no deadlock between nodes
+            "UPDATE messages m SET refs = m.refs - r.n FROM"
+            " (SELECT id, count(*) AS n FROM unnest($1::bigint[]) AS id GROUP BY id) r"
+            " WHERE m.id = r.id RETURNING m.id, m.refs",
+            sorted(message_ids),
         )
         gone = [message_id for message_id, refs in released if refs <= 0]
         if gone:
