@@ -1,7 +1,8 @@
 """The two stores side by side, at the store's interface (no server, no sockets):
 N 1-to-1 messages enqueued by many concurrent callers, each awaiting its send's
 commit before the next (as a session awaits it before acknowledging), then every
-queue drained (fetch, ack) by many concurrent readers.
+queue drained (fetch, ack) by many concurrent readers; then a few 1-to-all sends to
+every user, one at a time (their commit latency).
 
 Reported per store: wall time, messages/s, p50/p99 enqueue latency, commits and
 messages per commit, the CPU of this process (the store's Python side; for SQLite also
@@ -79,6 +80,7 @@ class Phase:
         if ordered:
             figures["p50_ms"] = round(ordered[len(ordered) // 2], 2)
             figures["p99_ms"] = round(ordered[int(len(ordered) * 0.99)], 2)
+            figures["max_ms"] = round(ordered[-1], 2)
         if self.postgres_cpu is not None:
             figures["postgres_cpu_s_per_1k"] = round(self.postgres_cpu * per_1k, 4)
             figures["total_cpu_s_per_1k"] = round((self.own_cpu + self.postgres_cpu) * per_1k, 4)
@@ -150,7 +152,17 @@ async def run_store(store: Any, args: argparse.Namespace, watch_postgres: bool) 
         await measure(drain, store, watch_postgres, drain_all)
         if drained != args.messages or await store.waiting_counts():
             raise SystemExit(f"drained {drained} of {args.messages}; something was left over")
-        return [enqueue, drain]
+        broadcast = Phase(f"1-to-all to {len(users)} users", args.broadcasts)
+        everyone = [user.id for user in users]
+
+        async def broadcast_all() -> None:
+            for _ in range(args.broadcasts):
+                started = time.perf_counter()
+                await store.enqueue([NewMessage(users[0].name, everyone, text, 1)])
+                broadcast.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+        await measure(broadcast, store, watch_postgres, broadcast_all)
+        return [enqueue, drain, broadcast]
     finally:
         await store.close()
 
@@ -203,6 +215,7 @@ def main() -> None:
     parser.add_argument("--callers", type=int, default=1_000)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--text-bytes", type=int, default=100)
+    parser.add_argument("--broadcasts", type=int, default=10, help="1-to-all sends, one by one")
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="a database to use")
     parser.add_argument("--tmp", default=None, help="where the SQLite file goes")
