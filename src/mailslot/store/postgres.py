@@ -147,7 +147,7 @@ class PostgresStore:
             await _settle_deleted_users(connection)
         except BaseException as error:
             connection.terminate()
-            if isinstance(error, asyncpg.PostgresError | OSError):
+            if isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
                 raise _open_failure(self.dsn, error) from error
             raise
         self._connection = connection
@@ -659,7 +659,7 @@ async def _migrate(db: Connection, dsn: str) -> None:
             )
         for version, name, sql in known:
             if version > current:
-                await db.execute(sql)
+                await db.execute(sql, timeout=SCAN_TIMEOUT)
                 await db.execute(
                     "INSERT INTO mailslot_schema (version, name) VALUES ($1, $2)", version, name
                 )
