@@ -223,3 +223,26 @@ def test_nonsense_is_refused_with_a_sentence(
         1,
         "mailslot: one side must be PostgreSQL and the other a data dir or file",
     )
+
+
+def test_a_bare_database_file_to_postgresql_and_into_another_file(
+    postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, target = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+
+    async def make_source() -> None:
+        store = SQLiteStore(source)
+        await store.open()
+        alice = await store.create_user("alice", "Alice", "scrypt$x", 1)
+        await store.enqueue([NewMessage("bob", [alice.id], "hi", 2)])
+        await store.close()
+
+    run(make_source())
+    assert migrate(capsys, source, postgres_url)[0] == 0
+    code, said = migrate(capsys, postgres_url, target)
+    assert code == 0, said
+    assert said.endswith(f"to {target}; counts verified")
+    with sqlite3.connect(source) as old, sqlite3.connect(target) as new:
+        for view in (USERS_VIEW, QUEUE_VIEW):
+            assert old.execute(view).fetchall() == new.execute(view).fetchall()
+    assert not (tmp_path / "mailslot.initialised").exists()  # a file, not a data dir
