@@ -123,6 +123,18 @@ def test_a_terminated_backend_is_replaced_and_nothing_is_lost(
     assert any("reconnecting" in record.getMessage() for record in caplog.records)
 
 
+async def send_once_back(store: PostgresStore, user_id: int, text: str) -> int:
+    """Send as soon as the store can reach PostgreSQL again; the message's id."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            (message_id,) = await store.enqueue([NewMessage("a", [user_id], text, 3)])
+            return message_id
+        except StoreUnavailable:
+            assert time.monotonic() < deadline, "the store did not reconnect"
+            await asyncio.sleep(0.05)
+
+
 class Proxy:
     """A TCP relay on 127.0.0.1 to the PostgreSQL server, which the test can cut (every
     connection dropped, new ones refused) and restore on the same port, or freeze
@@ -193,14 +205,7 @@ def test_a_database_server_that_goes_away_is_unavailable_at_once_then_used_again
         with pytest.raises(StoreUnavailable):
             await asyncio.wait_for(store.fetch(bob.id, 10), 30)
         await proxy.start()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                (later,) = await store.enqueue([NewMessage("a", [bob.id], "later", 99)])
-                break
-            except StoreUnavailable:
-                assert time.monotonic() < deadline, "the store did not reconnect"
-                await asyncio.sleep(0.05)
+        later = await send_once_back(store, bob.id, "later")
         batch = await store.fetch(bob.id, 100)
         assert [m.id for m in batch.messages] == [*acknowledged, later]
         await store.close()
@@ -229,14 +234,7 @@ def test_a_database_server_that_hangs_is_unavailable_after_the_timeout(postgres_
                 await asyncio.wait_for(store.enqueue([NewMessage("a", [bob.id], "x", 2)]), 30)
             assert time.monotonic() - started < 2.5
         proxy.flowing.set()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                (after,) = await store.enqueue([NewMessage("a", [bob.id], "after", 3)])
-                break
-            except StoreUnavailable:
-                assert time.monotonic() < deadline, "the store did not reconnect"
-                await asyncio.sleep(0.05)
+        after = await send_once_back(store, bob.id, "after")
         batch = await store.fetch(bob.id, 10)
         assert [m.text for m in batch.messages if m.id in (before, after)] == ["before", "after"]
         await store.close()
