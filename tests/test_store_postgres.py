@@ -97,6 +97,34 @@ def test_two_stores_on_one_database_share_users_and_ids(postgres_url: str) -> No
     run(scenario())
 
 
+def test_a_broadcast_acked_through_two_stores_at_once_leaves_nothing_behind(
+    postgres_url: str,
+) -> None:
+    """Its recipients acknowledge a broadcast on two nodes at the same time: the shared
+    text's reference count takes every ack (rows locked, no lost update) and the text
+    goes with the last."""
+
+    async def scenario() -> None:
+        a, b = PostgresStore(postgres_url), PostgresStore(postgres_url)
+        await asyncio.gather(a.open(), b.open())
+        users = [(await a.create_user(f"u{i}", f"u{i}", None, i)).id for i in range(200)]
+        for _ in range(5):
+            (message_id,) = await a.enqueue([NewMessage("u0", users, "to all", 1)])
+            acks = [
+                (a if n % 2 else b).ack(user_id, [message_id]) for n, user_id in enumerate(users)
+            ]
+            assert await asyncio.gather(*acks) == [1] * len(users)
+        connection = await asyncpg.connect(postgres_url)
+        try:
+            assert await connection.fetchval("SELECT count(*) FROM messages") == 0
+            assert await connection.fetchval("SELECT count(*) FROM queue") == 0
+        finally:
+            await connection.close()
+        await asyncio.gather(a.close(), b.close())
+
+    run(scenario())
+
+
 def test_a_terminated_backend_is_replaced_and_nothing_is_lost(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
