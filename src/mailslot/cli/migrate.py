@@ -26,13 +26,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mailslot.server.config import ServerConfig, StartupError
 from mailslot.server.datadir import LOCK_NAME, DataDir
-from mailslot.store import SQLiteStore, StoreError
+from mailslot.store import SQLiteStore, StoreError, is_postgres_url
 from mailslot.store.sqlite import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import asyncpg
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 SQLITE_SUFFIXES = (".sqlite3", ".sqlite", ".db")
 CHUNK = 50_000  # rows per INSERT into PostgreSQL
 
@@ -349,7 +348,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _side(location: str, *, is_source: bool) -> SQLiteSide | PostgresSide:
-    if location.startswith(POSTGRES_SCHEMES):
+    if is_postgres_url(location):
         try:
             import asyncpg  # noqa: F401
         except ImportError:

@@ -60,7 +60,6 @@ from mailslot.store.batching import Call, Enqueue, FairBatches, Outcome, resolve
 
 log = logging.getLogger(__name__)
 
-URL_SCHEMES = ("postgresql://", "postgres://")
 COMMAND_TIMEOUT = 5.0  # seconds: a statement that takes longer means PostgreSQL is in trouble
 SCAN_TIMEOUT = 60.0  # for the statements that read or delete a whole table or queue
 CONNECT_TIMEOUT = 5.0
@@ -80,10 +79,6 @@ COMMIT_UNKNOWN = (
     " may or may not have taken effect"
 )
 DISK_FULL = "the database server's disk is full"
-
-
-def is_postgres_url(location: str) -> bool:
-    return location.startswith(URL_SCHEMES)
 
 
 def redact(dsn: str) -> str:
