@@ -203,7 +203,7 @@ def test_a_database_in_use_or_holding_other_users_is_refused(
 
     code, said = run(node_on_postgres())
     assert code == 1
-    assert "Mailslot server connections are open on postgresql://" in said
+    assert said == f"mailslot: Mailslot servers are using {postgres_url}; stop them first"
     code, said = migrate(capsys, data_dir, postgres_url)
     assert code == 1
     assert "already holds users that the source does not have under the same id" in said

@@ -61,6 +61,24 @@ def test_a_schema_newer_than_the_code_is_refused_with_one_sentence(postgres_url:
     assert "\n" not in message and message.count(";") == 1
 
 
+def test_a_store_does_not_open_while_a_migration_holds_the_database(postgres_url: str) -> None:
+    async def scenario() -> None:
+        from mailslot.store.postgres import NODES_LOCK_KEY
+
+        migration = await asyncpg.connect(postgres_url)  # as `mailslot migrate` does
+        try:
+            assert await migration.fetchval(f"SELECT pg_try_advisory_lock({NODES_LOCK_KEY})")
+            with pytest.raises(StoreUnavailable, match="mailslot migrate is copying data"):
+                await PostgresStore(postgres_url).open()
+        finally:
+            await migration.close()
+        store = PostgresStore(postgres_url)
+        await store.open()
+        await store.close()
+
+    run(scenario())
+
+
 def test_backup_says_to_use_pg_dump(postgres_url: str) -> None:
     async def scenario() -> None:
         store = PostgresStore(postgres_url)

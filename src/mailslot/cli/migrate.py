@@ -8,7 +8,8 @@ counters, so that no id the source ever handed out is handed out again by the ta
 Safe to run again: rows already in the target are left as they are, and the target
 must hold nothing the source does not (an empty target, or an earlier copy of this
 source). The counts are verified after the copy. A data dir whose server is running
-is refused (its lock), and so is a PostgreSQL database with Mailslot nodes connected.
+is refused (its lock), and so is a PostgreSQL database (schema) that Mailslot servers
+are connected to (an advisory lock they hold shared).
 """
 
 from __future__ import annotations
@@ -205,7 +206,7 @@ class PostgresSide:
     async def _connect(self) -> asyncpg.Connection[asyncpg.Record]:
         import asyncpg
 
-        from mailslot.store.postgres import CONNECT_TIMEOUT
+        from mailslot.store.postgres import CONNECT_TIMEOUT, NODES_LOCK_KEY
 
         try:
             connection: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
@@ -213,16 +214,10 @@ class PostgresSide:
             )
         except (OSError, TimeoutError, asyncpg.PostgresError) as error:
             raise MigrationFailed(f"cannot connect to {self.label}: {error}") from error
-        nodes = await connection.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND application_name = 'mailslot' AND pid <> pg_backend_pid()"
-        )
-        if nodes:
+        # Held until the connection closes: no Mailslot server starts meanwhile.
+        if not await connection.fetchval(f"SELECT pg_try_advisory_lock({NODES_LOCK_KEY})"):
             await connection.close()
-            raise MigrationFailed(
-                f"{nodes} Mailslot server connections are open on {self.label}; stop the"
-                " servers using it first"
-            )
+            raise MigrationFailed(f"Mailslot servers are using {self.label}; stop them first")
         return connection
 
     async def read(self) -> Snapshot:
@@ -253,11 +248,11 @@ class PostgresSide:
     async def write(self, snapshot: Snapshot) -> tuple[Counts, Counts]:
         from mailslot.store.postgres import PostgresStore
 
+        store = PostgresStore(self.url)  # creates or upgrades the schema
+        await store.open()
+        await store.close()
         connection = await self._connect()
         try:
-            store = PostgresStore(self.url)  # creates or upgrades the schema
-            await store.open()
-            await store.close()
             async with connection.transaction():
                 await connection.execute(
                     "LOCK TABLE users, messages, queue IN SHARE ROW EXCLUSIVE MODE"

@@ -66,6 +66,9 @@ CONNECT_TIMEOUT = 5.0
 FIRST_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
 MIGRATIONS = "migrations/postgres"
+# The key of the advisory lock that stores hold shared and `mailslot migrate` alone: one
+# per schema, so that the tables of several Mailslots in one database are told apart.
+NODES_LOCK_KEY = "hashtext('mailslot nodes ' || coalesce(current_schema(), ''))"
 
 T = TypeVar("T")
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
@@ -368,6 +371,7 @@ class PostgresStore:
     # -- the connection ----------------------------------------------------------
 
     async def _connect(self) -> Connection:
+        failures = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
         try:
             connection: Connection = await asyncpg.connect(
                 self.dsn,
@@ -375,8 +379,23 @@ class PostgresStore:
                 command_timeout=self.command_timeout,
                 server_settings=self.server_settings,
             )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except failures as error:
             raise _open_failure(self.dsn, error) from error
+        try:
+            # Every store holds this lock shared while connected; `mailslot migrate`
+            # takes it alone, so that neither runs while the other writes.
+            in_use = not await connection.fetchval(
+                f"SELECT pg_try_advisory_lock_shared({NODES_LOCK_KEY})"
+            )
+        except failures as error:
+            connection.terminate()
+            raise _open_failure(self.dsn, error) from error
+        if in_use:
+            connection.terminate()
+            raise StoreUnavailable(
+                f"mailslot migrate is copying data into {redact(self.dsn)}; start again once"
+                " it is done"
+            )
         return connection
 
     async def _usable_connection(self) -> Connection | None:
