@@ -189,7 +189,7 @@ class SQLiteSide:
         finally:
             db.close()
         if self._lock is not None:
-            self._lock.mark_initialised()
+            self._lock.mark_initialised(None)  # the server adds the database id at start
         return before, after
 
 

@@ -38,6 +38,7 @@ import logging
 import math
 import os
 import queue
+import secrets
 import sqlite3
 import threading
 import time
@@ -156,6 +157,9 @@ class SQLiteStore:
         self._reserve_bytes = 0
         self._reserve_released = True
         self.commits = 0  # for tests and metrics: how many transactions reached disk
+        # A number made when the database was created, kept by copies and backups: the
+        # data directory's marker holds it, so another database put in its place is seen.
+        self.database_id: int | None = None
         self.commit_stats = CommitStats()  # for metrics
 
     # -- lifecycle ---------------------------------------------------------
@@ -383,6 +387,7 @@ class SQLiteStore:
             elif self.check_integrity:
                 self._check_integrity(db)
             _settle_user_ids(db)
+            self.database_id = _database_id(db)
             if self.free_space_floor is None:
                 self.free_space_floor = default_floor
             self._reserve_bytes = checkpoint_pages * self._page_size
@@ -700,6 +705,15 @@ def _open_failure(path: Path, error: Exception) -> StoreError:
     if isinstance(error, OSError):
         return StoreUnavailable(f"cannot open the database {path}: {error.strerror}")
     return StoreUnavailable(f"cannot open the database {path}: {error}")
+
+
+def _database_id(db: sqlite3.Connection) -> int:
+    """This database's id, made on first use (files from before it get one now)."""
+    db.execute(
+        "INSERT OR IGNORE INTO counters VALUES ('database_id', ?)", (secrets.randbits(62),)
+    )
+    (value,) = db.execute("SELECT value FROM counters WHERE name = 'database_id'").fetchone()
+    return int(value)
 
 
 def _settle_user_ids(db: sqlite3.Connection) -> None:
