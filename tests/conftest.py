@@ -18,6 +18,7 @@ import pytest
 
 from mailslot.client import Client
 from mailslot.server import Limits, ServerConfig, ServerThread
+from tests.postgres import postgres_url  # noqa: F401  (a fixture: a schema of its own)
 
 T = TypeVar("T")
 

@@ -105,6 +105,35 @@ def test_a_new_directory_starts_and_is_marked(tmp_path: Path, server_process: St
     assert (tmp_path / "data" / MARKER_NAME).is_file()
 
 
+def test_another_database_put_in_place_of_the_directorys_own_refuses_to_start(
+    tmp_path: Path, server_process: StartServer
+) -> None:
+    """An empty but valid Mailslot database in place of the real one would start empty."""
+    data, other = tmp_path / "data", tmp_path / "other"
+    server = server_process("--auth", "none")
+    with_mail(server)
+    server.stop()
+    server_process(data_dir=other).stop()  # a fresh, empty database elsewhere
+    for leftover in data.glob("mailslot.sqlite3*"):
+        leftover.unlink()
+    (other / "mailslot.sqlite3").rename(data / "mailslot.sqlite3")
+    sentence = refusal(data)
+    assert sentence.startswith(
+        f"the database {data / 'mailslot.sqlite3'} is not the one this data directory was"
+        " created with"
+    ), sentence
+
+
+def test_a_marker_from_before_database_ids_gets_one(
+    tmp_path: Path, server_process: StartServer
+) -> None:
+    server_process().stop()
+    marker = tmp_path / "data" / MARKER_NAME
+    marker.write_text("a Mailslot server's data directory\n")  # as older servers wrote it
+    server_process().stop()
+    assert marker.read_text().splitlines()[1].startswith("database ")
+
+
 def test_a_damaged_database_refuses_to_start(tmp_path: Path, server_process: StartServer) -> None:
     data = tmp_path / "data"
     server = server_process("--auth", "none")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from mailslot import __version__
-from mailslot.cli import admin, client_commands, server_command
+from mailslot.cli import admin, client_commands, migrate, server_command
 from mailslot.cli.common import (
     UsageError,
     add_connection_options,
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     server_command.register(subparsers)
     admin.register(subparsers)
+    migrate.register(subparsers)
     client = subparsers.add_parser("client", help="open the desktop client")
     add_connection_options(client)
     client.set_defaults(run=_gui_client)

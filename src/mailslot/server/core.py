@@ -158,7 +158,9 @@ class MailslotServer:
     async def _load(self) -> None:
         try:
             await self.store.open()
-            self._data_dir.mark_initialised()
+            self._data_dir.mark_initialised(
+                self.store.database_id if isinstance(self.store, SQLiteStore) else None
+            )
             waiting = await self.store.waiting_counts()
             for record in await self.store.load_users():
                 self.directory.add(record, waiting.get(record.id, 0))

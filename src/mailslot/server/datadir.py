@@ -61,14 +61,25 @@ class DataDir:
             raise
         return self
 
-    def mark_initialised(self) -> None:
-        """After the database opened: from now on, losing it is an error."""
+    def mark_initialised(self, database_id: int | None) -> None:
+        """After the database opened: from now on, losing it is an error, and so is
+        finding another database in its place (the marker names the one it expects)."""
         marker = self.path / MARKER_NAME
-        if marker.exists():
-            return
+        line = f"database {database_id}\n" if database_id is not None else ""
         try:
-            _write_private(marker, "a Mailslot server's data directory\n")
-            _sync_directory(self.path)
+            text = marker.read_text() if marker.exists() else ""
+            expected = next(
+                (w.split()[1] for w in text.splitlines() if w.startswith("database ")), None
+            )
+            if expected is not None and line and line.split()[1] != expected:
+                raise StartupError(
+                    f"the database {self.database} is not the one this data directory was"
+                    f" created with (it is database {database_id}; the directory expects"
+                    f" {expected}); put the right file back, or use another --data-dir"
+                )
+            if not text or (expected is None and line):
+                _write_private(marker, "a Mailslot server's data directory\n" + line)
+                _sync_directory(self.path)
         except OSError as error:
             raise StartupError(f"cannot write {marker}: {_reason(error)}") from None
 

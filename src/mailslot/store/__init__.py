@@ -12,6 +12,13 @@ from mailslot.store.base import (
 )
 from mailslot.store.sqlite import SQLiteStore
 
+
+def is_postgres_url(location: str) -> bool:
+    """Whether a database location is a PostgreSQL URL (the PostgresStore in
+    mailslot.store.postgres, which needs asyncpg) rather than an SQLite file."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
 __all__ = [
     "Batch",
     "NewMessage",
@@ -22,4 +29,5 @@ __all__ = [
     "StoreUnavailable",
     "StoredMessage",
     "UserRecord",
+    "is_postgres_url",
 ]

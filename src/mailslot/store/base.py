@@ -124,7 +124,9 @@ class Store(Protocol):
         ...
 
     async def backup(self, target: Path) -> None:
-        """A consistent copy of the whole store in a new SQLite file at `target`."""
+        """A consistent copy of the whole store in a new SQLite file at `target`; a
+        StoreError saying what to use instead where the database is backed up with its
+        own tools (PostgreSQL: pg_dump)."""
         ...
 
 

@@ -6,14 +6,8 @@ takes the jobs waiting at that moment, commits them together with one fsync
 concurrent senders share commits and nothing is acknowledged before it is on
 disk.
 
-Fair sharing: waiting jobs are kept in one FIFO per owner (the user a send
-comes from, or a check or ack is for; everything else shares one owner), and a
-batch takes one job from each owner in turn while they fit in ROWS_PER_COMMIT
-queue rows. A job bigger than that (a broadcast to thousands) lets the small
-jobs behind it go first once, then commits alone. One user's burst of
-broadcasts therefore delays another user's send by at most one commit, at the
-price of one commit per big broadcast (each user's queue page is then written
-once per broadcast rather than once per burst).
+Fair sharing: the jobs waiting are batched by store/batching.py, one job from
+each owner in turn.
 
 Failing alone: a batch first runs optimistically, all jobs in one transaction
 (consecutive sends written together with executemany). If any job fails, the
@@ -44,12 +38,11 @@ import logging
 import math
 import os
 import queue
+import secrets
 import sqlite3
 import threading
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,12 +56,11 @@ from mailslot.store.base import (
     StoreUnavailable,
     UserRecord,
 )
+from mailslot.store.batching import Call, Enqueue, FairBatches, Outcome, resolve, send_outcomes
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-MAX_JOBS_PER_COMMIT = 5_000
-ROWS_PER_COMMIT = 4_096  # queue rows written or deleted per commit, unless one job has more
 CACHE_KIB = 64 * 1024
 CHECKPOINT_PAGES = 16_384  # 64 MiB of WAL at the default page size
 WAL_TRUNCATE_INTERVAL = 0.5  # seconds: near the free-space floor, give back WAL space this often
@@ -111,40 +103,14 @@ INSERT INTO counters VALUES ('last_message_id', 0);
 """
 
 T = TypeVar("T")
-_Owner = str | int
-_SHARED: _Owner = ""  # the owner of jobs that belong to no user
+_Run = Callable[[sqlite3.Connection], Any]
+_Job = Call[_Run] | Enqueue
 
 
 def default_free_space_floor(file_system_bytes: int) -> int:
     """5% of the file system, but at least 256 KiB (room for acks on a tiny disk)
     and at most 128 MiB (room for a full WAL's checkpoint and for acks on a big one)."""
     return min(MAX_FREE_SPACE_FLOOR, max(MIN_FREE_SPACE_FLOOR, file_system_bytes // 20))
-
-
-@dataclass(slots=True)
-class _Call:
-    """Any operation but a send. `user_id`: whose it is, for fair sharing; `rows`:
-    queue rows it writes or deletes; `grows`: refused when the disk is nearly full."""
-
-    run: Callable[[sqlite3.Connection], Any]
-    future: asyncio.Future[Any]
-    user_id: int | None = None
-    rows: int = 1
-    grows: bool = False
-
-
-@dataclass(slots=True)
-class _Enqueue:
-    """Sends: consecutive ones are written together with executemany."""
-
-    messages: Sequence[NewMessage]
-    future: asyncio.Future[Any]
-    rows: int = 0
-    grows: bool = True
-
-
-_Job = _Call | _Enqueue
-_Outcome = tuple[asyncio.Future[Any], bool, Any]
 
 
 class _DiskFull(Exception):
@@ -160,7 +126,7 @@ class _JobFailed(Exception):
     any failure (run the jobs again, each alone); alone, damage (`job`, which failed
     with `outcome`: run the others again without it)."""
 
-    def __init__(self, job: _Job | None = None, outcome: _Outcome | None = None) -> None:
+    def __init__(self, job: _Job | None = None, outcome: Outcome | None = None) -> None:
         super().__init__()
         self.job = job
         self.outcome = outcome
@@ -180,11 +146,10 @@ class SQLiteStore:
         self.free_space_floor = free_space_floor
         self.check_integrity = check_integrity
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._waiting: FairBatches[_Run] = FairBatches()  # the database thread's
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._open_error: StoreError | None = None
-        self._passed_over: _Job | None = None  # a big job that let small ones go first
-        self._names: dict[int, str] = {}  # user id -> name, so all of a user's jobs share an owner
         self._wal_truncated_at = -math.inf
         self._low_on_space = False
         self._page_size = 4096  # the database's, once open
@@ -192,6 +157,9 @@ class SQLiteStore:
         self._reserve_bytes = 0
         self._reserve_released = True
         self.commits = 0  # for tests and metrics: how many transactions reached disk
+        # A number made when the database was created, kept by copies and backups: the
+        # data directory's marker holds it, so another database put in its place is seen.
+        self.database_id: int | None = None
         self.commit_stats = CommitStats()  # for metrics
 
     # -- lifecycle ---------------------------------------------------------
@@ -219,7 +187,7 @@ class SQLiteStore:
                 "SELECT id, key, name, password_hash, created_at FROM users ORDER BY id"
             )
             users = [UserRecord(*row) for row in rows]
-            self._names.update((user.id, user.name) for user in users)
+            self._waiting.names.update((user.id, user.name) for user in users)
             return users
 
         return await self._call(load)
@@ -245,7 +213,7 @@ class SQLiteStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 (user_id, key, name, password_hash, at),
             )
-            self._names[user_id] = name
+            self._waiting.names[user_id] = name
             return UserRecord(user_id, key, name, password_hash, at)
 
         return await self._call(create, grows=True)
@@ -258,7 +226,7 @@ class SQLiteStore:
 
     def enqueue(self, messages: Sequence[NewMessage]) -> asyncio.Future[list[int]]:
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._submit(_Enqueue(messages, future))
+        self._submit(Enqueue(messages, future))
         return future
 
     def fetch(self, user_id: int, limit: int, after: int = 0) -> asyncio.Future[Batch]:
@@ -345,7 +313,7 @@ class SQLiteStore:
         grows: bool = False,
     ) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._submit(_Call(run, future, user_id, rows, grows))
+        self._submit(Call(run, future, user_id, rows, grows))
         return future
 
     def _submit(self, job: _Job) -> None:
@@ -364,82 +332,26 @@ class SQLiteStore:
             self._ready.set()
             return
         self._ready.set()
-        waiting: OrderedDict[_Owner, deque[_Job]] = OrderedDict()  # who is served first
         stopping = False
         try:
-            while not (stopping and not waiting):
-                stopping = self._take_new_jobs(waiting, block=not waiting) or stopping
-                if waiting:
-                    self._run_batch(db, self._next_batch(waiting))
+            while not (stopping and not self._waiting):
+                stopping = self._take_new_jobs(block=not self._waiting) or stopping
+                if self._waiting:
+                    self._run_batch(db, self._waiting.next_batch())
         finally:
             db.close()
 
-    def _take_new_jobs(self, waiting: OrderedDict[_Owner, deque[_Job]], *, block: bool) -> bool:
+    def _take_new_jobs(self, *, block: bool) -> bool:
         """Sort the jobs handed over into their owners' FIFOs; True once close() was called."""
         try:
             job = self._jobs.get() if block else self._jobs.get_nowait()
             while True:
                 if job is None:
                     return True
-                if isinstance(job, _Enqueue):
-                    job.rows = sum(len(message.recipient_ids) for message in job.messages)
-                    owner: _Owner = job.messages[0].sender if job.messages else _SHARED
-                elif job.user_id is None:
-                    owner = _SHARED
-                else:
-                    owner = self._names.get(job.user_id, job.user_id)
-                jobs = waiting.get(owner)
-                if jobs is None:
-                    waiting[owner] = deque([job])
-                else:
-                    jobs.append(job)
+                self._waiting.add(job)
                 job = self._jobs.get_nowait()
         except queue.Empty:
             return False
-
-    def _next_batch(self, waiting: OrderedDict[_Owner, deque[_Job]]) -> list[_Job]:
-        """Jobs from each owner in turn while they fit in ROWS_PER_COMMIT; an owner
-        served goes to the back of the line, one whose job did not fit keeps its
-        place. A job bigger than that alone (a broadcast to thousands) is passed over
-        once, for the small jobs waiting behind it, then committed alone. So a small
-        job waits for at most the commit under way and one more."""
-        head_jobs = waiting[next(iter(waiting))]
-        if head_jobs[0] is self._passed_over:
-            self._passed_over = None
-            return [self._take(waiting, next(iter(waiting)))]
-        batch: list[_Job] = []
-        rows = 0
-        candidates = list(waiting)
-        while candidates and len(batch) < MAX_JOBS_PER_COMMIT:
-            next_round = []
-            for owner in candidates:
-                if rows + waiting[owner][0].rows > ROWS_PER_COMMIT:
-                    continue
-                job = self._take(waiting, owner)
-                batch.append(job)
-                rows += job.rows
-                if owner in waiting:
-                    next_round.append(owner)
-                if len(batch) >= MAX_JOBS_PER_COMMIT:
-                    break
-            candidates = next_round
-        if not batch:  # only big jobs wait
-            return [self._take(waiting, next(iter(waiting)))]
-        if waiting:
-            head_job = waiting[next(iter(waiting))][0]
-            if head_job.rows > ROWS_PER_COMMIT:
-                self._passed_over = head_job
-        return batch
-
-    @staticmethod
-    def _take(waiting: OrderedDict[_Owner, deque[_Job]], owner: _Owner) -> _Job:
-        jobs = waiting[owner]
-        job = jobs.popleft()
-        if jobs:
-            waiting.move_to_end(owner)
-        else:
-            del waiting[owner]
-        return job
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -475,6 +387,7 @@ class SQLiteStore:
             elif self.check_integrity:
                 self._check_integrity(db)
             _settle_user_ids(db)
+            self.database_id = _database_id(db)
             if self.free_space_floor is None:
                 self.free_space_floor = default_floor
             self._reserve_bytes = checkpoint_pages * self._page_size
@@ -495,7 +408,7 @@ class SQLiteStore:
     # -- running a batch -------------------------------------------------------
 
     def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         if any(job.grows for job in batch):
             # What may grow: as many queue rows as there are pages above the floor,
             # since each row may dirty a page of its own (a broadcast's rows do).
@@ -512,11 +425,11 @@ class SQLiteStore:
             outcomes += self._run_jobs(db, batch)
         loop = next(future.get_loop() for future, _, _ in outcomes)
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-            loop.call_soon_threadsafe(_resolve, outcomes)
+            loop.call_soon_threadsafe(resolve, outcomes)
 
     def _run_jobs(
         self, db: sqlite3.Connection, batch: list[_Job], *, disk_was_full: bool = False
-    ) -> list[_Outcome]:
+    ) -> list[Outcome]:
         try:
             return self._transaction(db, batch, alone=False)
         except _JobFailed:
@@ -534,10 +447,10 @@ class SQLiteStore:
             rest = [job for job in batch if not job.grows]
             return outcomes + (self._run_jobs(db, rest, disk_was_full=True) if rest else [])
 
-    def _run_each_alone(self, db: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
+    def _run_each_alone(self, db: sqlite3.Connection, batch: list[_Job]) -> list[Outcome]:
         """The batch again, each job in a savepoint; a job whose failure spoils the
         whole transaction (damage) is taken out and the rest run once more."""
-        spoiled: list[_Outcome] = []
+        spoiled: list[Outcome] = []
         while batch:
             try:
                 return spoiled + self._transaction(db, batch, alone=True)
@@ -549,12 +462,10 @@ class SQLiteStore:
                 return spoiled + [(job.future, False, full.failure) for job in batch]
         return spoiled
 
-    def _transaction(
-        self, db: sqlite3.Connection, batch: list[_Job], alone: bool
-    ) -> list[_Outcome]:
+    def _transaction(self, db: sqlite3.Connection, batch: list[_Job], alone: bool) -> list[Outcome]:
         """Run the batch in one transaction: every job in its own savepoint (`alone`),
         or all together, raising _JobFailed if one of them fails."""
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         started = time.perf_counter()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -578,12 +489,12 @@ class SQLiteStore:
             log.error("a commit of %d jobs failed: %s", len(batch), error)
             return [(job.future, False, failure) for job in batch]
 
-    def _run_together(self, db: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
-        outcomes: list[_Outcome] = []
-        sends: list[_Enqueue] = []
+    def _run_together(self, db: sqlite3.Connection, batch: list[_Job]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        sends: list[Enqueue] = []
         try:
             for job in batch:
-                if isinstance(job, _Enqueue):
+                if isinstance(job, Enqueue):
                     sends.append(job)
                     continue
                 if sends:
@@ -598,10 +509,10 @@ class SQLiteStore:
             raise _JobFailed() from error
         return outcomes
 
-    def _run_alone(self, db: sqlite3.Connection, job: _Job) -> _Outcome:
+    def _run_alone(self, db: sqlite3.Connection, job: _Job) -> Outcome:
         db.execute("SAVEPOINT job")
         try:
-            result = _write_sends(db, [job])[0][2] if isinstance(job, _Enqueue) else job.run(db)
+            result = _write_sends(db, [job])[0][2] if isinstance(job, Enqueue) else job.run(db)
         except Exception as error:
             failure = _classify(error)
             level = logging.ERROR if isinstance(failure, StoreUnavailable) else logging.WARNING
@@ -692,7 +603,7 @@ class SQLiteStore:
         return stat.f_bavail * stat.f_frsize
 
 
-def _write_sends(db: sqlite3.Connection, sends: list[_Enqueue]) -> list[_Outcome]:
+def _write_sends(db: sqlite3.Connection, sends: list[Enqueue]) -> list[Outcome]:
     """Store consecutive sends with a few executemany calls; their message ids."""
     messages = [message for send in sends for message in send.messages]
     (last_id,) = db.execute("SELECT value FROM counters WHERE name = 'last_message_id'").fetchone()
@@ -724,13 +635,7 @@ def _write_sends(db: sqlite3.Connection, sends: list[_Enqueue]) -> list[_Outcome
             "INSERT INTO queue (user_id, message_id) VALUES (?, ?)",
             [(user_id, i) for i, m in shared for user_id in m.recipient_ids],
         )
-    outcomes: list[_Outcome] = []
-    start = 0
-    for send in sends:
-        end = start + len(send.messages)
-        outcomes.append((send.future, True, list(ids[start:end])))
-        start = end
-    return outcomes
+    return send_outcomes(sends, ids)
 
 
 # SQLite's primary result codes (the low byte of an extended code).
@@ -802,6 +707,15 @@ def _open_failure(path: Path, error: Exception) -> StoreError:
     return StoreUnavailable(f"cannot open the database {path}: {error}")
 
 
+def _database_id(db: sqlite3.Connection) -> int:
+    """This database's id, made on first use (files from before it get one now)."""
+    db.execute(
+        "INSERT OR IGNORE INTO counters VALUES ('database_id', ?)", (secrets.randbits(62),)
+    )
+    (value,) = db.execute("SELECT value FROM counters WHERE name = 'database_id'").fetchone()
+    return int(value)
+
+
 def _settle_user_ids(db: sqlite3.Connection) -> None:
     """Start the user id counter (files from before it), and drop queue rows of deleted
     users: a send already on its way when its recipient was deleted lands after it."""
@@ -829,13 +743,3 @@ def _purge_queue(db: sqlite3.Connection, user_id: int) -> int:
         db.executemany("UPDATE messages SET refs = refs - 1 WHERE id = ?", shared)
         db.executemany("DELETE FROM messages WHERE id = ? AND refs <= 0", shared)
     return int(deleted)
-
-
-def _resolve(outcomes: list[_Outcome]) -> None:
-    for future, succeeded, value in outcomes:
-        if future.cancelled():
-            continue
-        if succeeded:
-            future.set_result(value)
-        else:
-            future.set_exception(value)

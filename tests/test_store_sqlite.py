@@ -1,0 +1,81 @@
+"""What only the SQLite store has: a file that can be damaged or come from the future."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mailslot.store import NewMessage, SQLiteStore, StoreError, StoreUnavailable
+from tests.conftest import run
+from tests.test_store import SQLiteBackend
+
+
+async def _make_store_with_mail(path: Path) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    bob = await store.create_user("bob", "bob", None, 0)
+    await store.enqueue([NewMessage("a", [bob.id], "x" * 900, i) for i in range(200)])
+    await store.close()
+
+
+def test_damage_found_after_start_is_unavailable_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pages damaged behind the server's back: the user whose queue is hit gets
+    StoreUnavailable with a sentence and the log an ERROR line; other users go on."""
+    path = tmp_path / "m.sqlite3"
+
+    run(_make_store_with_mail(path))
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+    with path.open("r+b") as data:  # a leaf of bob's queue, in the middle of the file
+        data.seek(page_size * (pages // 2))
+        data.write(b"\xff" * page_size)
+
+    async def use() -> None:
+        store = SQLiteStore(path, check_integrity=False)
+        await store.open()
+        (bob,) = await store.load_users()
+        held = await SQLiteBackend(path).hold(store)
+        damaged = store.fetch(bob.id, 200)
+        carol = store.create_user("carol", "c", None, 1)
+        await held.release()
+        with pytest.raises(StoreUnavailable, match="damaged"):
+            await damaged
+        assert (await carol).key == "carol"
+        await store.close()
+
+    with caplog.at_level(logging.ERROR, logger="mailslot.store.sqlite"):
+        run(use())
+    assert any("damaged" in record.getMessage() for record in caplog.records)
+
+
+def test_a_damaged_database_is_refused_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite3"
+    run(_make_store_with_mail(path))
+    with path.open("r+b") as data:
+        data.seek(4096 * 2)
+        data.write(b"\x00\x13" * 2048)
+
+    async def scenario() -> None:
+        with pytest.raises(StoreError, match=f"the database {path} is damaged"):
+            await SQLiteStore(path).open()
+
+    run(scenario())
+
+
+def test_a_data_file_from_the_future_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+
+    async def scenario() -> None:
+        with pytest.raises(StoreError, match="schema version 99"):
+            await SQLiteStore(path).open()
+
+    run(scenario())
