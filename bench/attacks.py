@@ -29,7 +29,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -304,7 +304,7 @@ async def guessing(workdir: Path, seconds: float = 60) -> dict[str, Any]:
         server.stop()
 
 
-PHASES: dict[str, Callable[[Path], Awaitable[dict[str, Any]]]] = {
+PHASES: dict[str, Callable[[Path], Coroutine[Any, Any, dict[str, Any]]]] = {
     "fanout": fanout,
     "fanout-unbudgeted": fanout_unbudgeted,
     "slowread": slowread,
@@ -321,7 +321,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown phase {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
     raise_nofile()
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for phase in args.phases or PHASES:
         with tempfile.TemporaryDirectory(prefix=f"mailslot-{phase}-") as workdir:
             results[phase] = asyncio.run(PHASES[phase](Path(workdir)))

@@ -6,9 +6,7 @@ limits and back-pressure. Browsers' cross-site requests are refused by their Ori
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import deque
 from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
@@ -21,24 +19,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailslot.server")
 
-CLOSE_GRACE = 5.0  # seconds to send what is queued before a closing socket is dropped
+CLOSE_GRACE = 5.0  # seconds for the closing handshake before the socket is dropped
+DRAINED = 16 * 1024  # a slow reader has caught up when this little waits for it
+DRAIN_POLL = 0.01  # seconds between looks while a slow reader catches up
 
 
 class WebSocketChannel:
-    """A session's channel over one WebSocket. Frames are queued synchronously (pushes
-    come from other sessions) and sent by a writer task, so what waits is counted."""
+    """A session's channel over one WebSocket. Frames go straight to the socket as
+    WebSocket text frames, written synchronously like TCP writes (pushes come from other
+    sessions): no queue and no writer task per connection, so an idle browser costs
+    little more than an idle TCP client."""
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, max_frame: int) -> None:
+        assert request.transport is not None
         self._ws = ws
         self._transport = request.transport
         self._max_frame = max_frame
-        self._queue: deque[bytes] = deque()
-        self._queued = 0
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
         self._closing = False
-        self._writer = asyncio.create_task(self._send_queued(), name="mailslot-ws-writer")
+        self._closer: asyncio.Task[bool] | None = None
 
     async def read(self) -> list[bytes] | None:
         message = await self._ws.receive()
@@ -53,58 +51,51 @@ class WebSocketChannel:
         return [data] if data.strip() else []
 
     def write(self, data: bytes) -> None:
-        for frame in data.split(b"\n")[:-1]:
-            self._queue.append(frame)
-            self._queued += len(frame)
-        self._drained.clear()
-        self._wake.set()
+        if self.closing():
+            return
+        # Whole frames only, and compression off: the bytes are the same as aiohttp's
+        # writer would send, written where it would write them.
+        self._transport.writelines(_text_frame(frame) for frame in data.split(b"\n")[:-1])
 
     def buffered(self) -> int:
-        pending = self._transport.get_write_buffer_size() if self._transport else 0
-        return self._queued + pending
+        return self._transport.get_write_buffer_size()
 
     async def drain(self) -> None:
-        await self._drained.wait()
+        while self.buffered() > DRAINED and not self._transport.is_closing():
+            await asyncio.sleep(DRAIN_POLL)
 
     def closing(self) -> bool:
-        return self._closing or self._ws.closed
+        return self._closing or self._ws.closed or self._transport.is_closing()
 
     def close(self) -> None:
-        self._closing = True
-        self._wake.set()
+        if not self._closing:
+            self._closing = True
+            self._closer = asyncio.create_task(self._ws.close(), name="mailslot-ws-close")
 
     def abort(self) -> None:
         self._closing = True
-        self._queue.clear()
-        self._queued = 0
-        if self._transport is not None:
-            self._transport.abort()
-        self._wake.set()
+        self._transport.abort()
 
     async def finish(self) -> None:
-        """Wait (a bounded time) for the writer to send what is queued and close."""
+        """Wait (a bounded time) for the closing handshake."""
         self.close()
+        assert self._closer is not None
         try:
-            await asyncio.wait_for(self._writer, CLOSE_GRACE)
-        except TimeoutError:
-            self.abort()
+            await asyncio.wait_for(self._closer, CLOSE_GRACE)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            self._transport.abort()
 
-    async def _send_queued(self) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            while True:
-                while self._queue:
-                    frame = self._queue.popleft()
-                    self._queued -= len(frame)
-                    await self._ws.send_str(frame.decode())
-                self._drained.set()
-                if self._closing:
-                    break
-                self._wake.clear()
-                await self._wake.wait()
-        self._drained.set()
-        if not self._ws.closed:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await self._ws.close()
+
+def _text_frame(payload: bytes) -> bytes:
+    """An unmasked, final WebSocket text frame (RFC 6455 5.2), as a server sends it."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65_536:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
 
 
 def origin_allowed(request: web.Request, extra: str) -> bool:
