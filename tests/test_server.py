@@ -218,7 +218,7 @@ def test_passwords_protect_names(start_server: ServerFactory) -> None:
         await second.close()
 
     run(scenario())
-    database = server.config.database.read_bytes()
+    database = server.config.database_file.read_bytes()
     assert b"s3cret" not in database
 
 

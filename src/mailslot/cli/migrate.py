@@ -107,11 +107,11 @@ class SQLiteSide:
     def __init__(self, location: Path, *, is_source: bool) -> None:
         if location.is_dir() or (not location.exists() and location.suffix not in SQLITE_SUFFIXES):
             self.data_dir: Path | None = location
-            self.database = ServerConfig(data_dir=location).database
+            self.database = ServerConfig(data_dir=location).database_file
         else:
             self.database = location
             holder = location.parent  # a server's data dir, if it has a lock file
-            in_data_dir = location == ServerConfig(data_dir=holder).database
+            in_data_dir = location == ServerConfig(data_dir=holder).database_file
             self.data_dir = holder if in_data_dir and (holder / LOCK_NAME).exists() else None
         if is_source and not self.database.exists():
             raise MigrationFailed(f"there is no Mailslot database at {self.database}")

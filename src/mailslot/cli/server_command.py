@@ -118,8 +118,8 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 async def serve_headless(config: ServerConfig, args: argparse.Namespace | None = None) -> int:
-    server = MailslotServer(config)
     try:
+        server = MailslotServer(config)
         await server.start()
     except Exception as error:
         print(f"mailslot: {startup_failure(error, config)}", file=sys.stderr)

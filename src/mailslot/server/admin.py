@@ -142,7 +142,7 @@ async def users(server: MailslotServer, request: dict[str, Any]) -> dict[str, An
 
 async def stats(server: MailslotServer, request: dict[str, Any]) -> dict[str, Any]:
     states = server.directory.by_key.values()
-    database = server.config.database
+    database = server.config.database_file
     size = sum(
         path.stat().st_size
         for path in (database, database.with_name(database.name + "-wal"))

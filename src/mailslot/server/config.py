@@ -75,6 +75,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     data_dir: Path = field(default_factory=default_data_dir)
+    database: str | None = None  # postgresql://… instead of the SQLite file in data_dir
+    node_name: str | None = None  # this server's name in logs and the dashboard
     auth: Literal["password", "none"] = "password"
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -86,7 +88,8 @@ class ServerConfig:
     log_format: LogFormat = "text"
 
     @property
-    def database(self) -> Path:
+    def database_file(self) -> Path:
+        """The embedded database, used when no `database` URL is set."""
         return self.data_dir / "mailslot.sqlite3"
 
     @property
@@ -115,6 +118,9 @@ HELP = {
     "host": "address to listen on",
     "port": "port to listen on (0: any free port)",
     "data_dir": "where to keep the database and the admin socket",
+    "database": "a PostgreSQL URL (postgresql://USER@HOST/DB) to keep users and queues in,"
+    " instead of the SQLite file in the data dir; one server per database",
+    "node_name": "this server's name in its logs (unset: the host name)",
     "auth": "password: a name is protected by the password set on first use; none: names only",
     "tls_cert": "certificate chain (PEM) to serve TLS; SIGHUP reloads it",
     "tls_key": "private key (PEM) for --tls-cert",

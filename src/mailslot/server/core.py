@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import resource
+import socket
 import ssl
 import time
 from dataclasses import dataclass, replace
@@ -24,7 +25,7 @@ from mailslot.server.operations import Operations
 from mailslot.server.refusal import error_frame
 from mailslot.server.session import Session
 from mailslot.server.throttle import FailureWindow, RepeatLog, SourceBuckets
-from mailslot.store import SQLiteStore, Store, StoreError, UserRecord
+from mailslot.store import SQLiteStore, Store, StoreError, UserRecord, is_postgres_url
 
 log = logging.getLogger("mailslot.server")
 
@@ -75,7 +76,7 @@ class MailslotServer:
 
     def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
         self.config = config
-        self.store: Store = store if store is not None else SQLiteStore(config.database)
+        self.store: Store = store if store is not None else open_store(config)
         self.directory = Directory()
         self.events = EventFeed()
         limits = config.limits
@@ -100,7 +101,11 @@ class MailslotServer:
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._tls: ssl.SSLContext | None = None
-        self._data_dir = DataDir(config.data_dir, config.database)
+        self._data_dir = DataDir(config.data_dir, config.database_file)
+
+    @property
+    def node_name(self) -> str:
+        return self.config.node_name or socket.gethostname()
 
     @property
     def address(self) -> str:
@@ -140,11 +145,12 @@ class MailslotServer:
         gc.freeze()
         protected = sum(1 for s in self.directory.by_key.values() if s.record.password_hash)
         log.info(
-            "listening on %s (tls %s, auth %s, data %s, %d users known, %d with a password)",
+            "%s listening on %s (tls %s, auth %s, data %s, %d users known, %d with a password)",
+            self.node_name,
             self.address,
             "on" if self._tls else "off",
             self.config.auth,
-            self.config.data_dir,
+            redact(self.config.database) if self.config.database else self.config.data_dir,
             len(self.directory),
             protected,
         )
@@ -158,9 +164,8 @@ class MailslotServer:
     async def _load(self) -> None:
         try:
             await self.store.open()
-            self._data_dir.mark_initialised(
-                self.store.database_id if isinstance(self.store, SQLiteStore) else None
-            )
+            if isinstance(self.store, SQLiteStore):  # the data dir holds the database
+                self._data_dir.mark_initialised(self.store.database_id)
             waiting = await self.store.waiting_counts()
             for record in await self.store.load_users():
                 self.directory.add(record, waiting.get(record.id, 0))
@@ -398,3 +403,28 @@ def _raise_open_file_limit() -> None:
     if soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def open_store(config: ServerConfig) -> Store:
+    """The SQLite file in the data dir, or PostgreSQL when `database` names it."""
+    if config.database is None:
+        return SQLiteStore(config.database_file)
+    if not is_postgres_url(config.database):
+        raise StartupError(
+            f"--database takes a PostgreSQL URL (postgresql://USER@HOST/DB), not"
+            f" {config.database!r}; leave it out to keep the data in --data-dir"
+        )
+    try:
+        from mailslot.store.postgres import PostgresStore
+    except ImportError:
+        raise StartupError(
+            "PostgreSQL needs the asyncpg package: pip install 'mailslot[postgres]'"
+        ) from None
+    return PostgresStore(config.database, sole_user=True)
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for logs."""
+    from mailslot.store.postgres import redact as without_password
+
+    return without_password(url)

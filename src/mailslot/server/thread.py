@@ -56,8 +56,8 @@ class ServerThread:
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._server = MailslotServer(self.config)
         try:
+            self._server = MailslotServer(self.config)
             await self._server.start()
         except BaseException as error:
             self._error = error

@@ -69,6 +69,8 @@ MIGRATIONS = "migrations/postgres"
 # The key of the advisory lock that stores hold shared and `mailslot migrate` alone: one
 # per schema, so that the tables of several Mailslots in one database are told apart.
 NODES_LOCK_KEY = "hashtext('mailslot nodes ' || coalesce(current_schema(), ''))"
+# Held alone by a server that must be the only one on its tables (see `sole_user`).
+SOLE_USER_LOCK_KEY = "hashtext('mailslot sole server ' || coalesce(current_schema(), ''))"
 
 T = TypeVar("T")
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
@@ -115,10 +117,14 @@ class PostgresStore:
         server_settings: Mapping[str, str] | None = None,
         command_timeout: float = COMMAND_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
+        sole_user: bool = False,
     ) -> None:
         """`dsn`: postgresql://USER@HOST/DB (query parameters such as search_path are
-        passed on as settings); `server_settings`: more settings for the session."""
+        passed on as settings); `server_settings`: more settings for the session;
+        `sole_user`: refuse to open while another store that asked the same uses these
+        tables (a server keeps its users' presence in memory, so two would disagree)."""
         self.dsn = dsn
+        self.sole_user = sole_user
         self.server_settings = {
             "application_name": "mailslot",
             **(server_settings or {}),
@@ -395,6 +401,15 @@ class PostgresStore:
             raise StoreUnavailable(
                 f"mailslot migrate is copying data into {redact(self.dsn)}; start again once"
                 " it is done"
+            )
+        if self.sole_user and not await connection.fetchval(
+            f"SELECT pg_try_advisory_lock({SOLE_USER_LOCK_KEY})"
+        ):
+            connection.terminate()
+            raise StoreUnavailable(
+                f"another Mailslot server is using the database {redact(self.dsn)};"
+                " one server per database (several nodes on one database need cluster"
+                " mode, which this version does not have)"
             )
         return connection
 
