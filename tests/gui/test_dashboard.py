@@ -210,13 +210,16 @@ def _window_manager(display: str, wanted: bool) -> Iterator[None]:
         yield
         return
     env = {**os.environ, "DISPLAY": display}
-    wm = subprocess.Popen(
-        ["openbox"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
+    # openbox now and then exits at once on a brand-new Xvfb (status 1, nothing said):
+    # start it again then, a few times, before calling the test failed.
+    for _attempt in range(5):
+        wm = subprocess.Popen(
+            ["openbox"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while (
-            "window id"
+            wm.poll() is None
+            and "window id"
             not in subprocess.run(
                 ["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"],
                 env=env,
@@ -224,8 +227,14 @@ def _window_manager(display: str, wanted: bool) -> Iterator[None]:
                 text=True,
             ).stdout
         ):
-            assert wm.poll() is None and time.monotonic() < deadline, "openbox did not start"
+            assert time.monotonic() < deadline, "openbox did not take the screen"
             time.sleep(0.05)
+        if wm.poll() is None:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("openbox did not start (it exited at once, five times)")
+    try:
         yield
     finally:
         wm.terminate()
