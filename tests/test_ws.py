@@ -3,7 +3,11 @@ error codes as TCP, and cross-site pages refused by their Origin (issue 9, item 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,7 +20,7 @@ import trustme
 
 from mailslot.client import Client
 from mailslot.server import ServerThread
-from tests.conftest import make_config, run
+from tests.conftest import eventually, make_config, online, run
 
 
 @pytest.fixture
@@ -171,3 +175,57 @@ def test_the_http_port_serves_tls_with_the_servers_certificate(tmp_path: Path) -
         run(scenario())
     finally:
         server.stop()
+
+
+def _masked_text_frame(payload: bytes) -> bytes:
+    """A client's WebSocket text frame (RFC 6455: clients mask what they send)."""
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, 0x80 | size))
+    else:
+        header = bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
+    return header + mask + masked
+
+
+def test_a_browser_that_never_reads_is_dropped_and_its_mail_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailslot.server")
+    config = replace(
+        make_config(tmp_path / "data", max_output_buffer=64 * 1024, rate_per_second=0),
+        http_port=0,
+    )
+    server = ServerThread(config).start()
+    http_port = server.server.operations.http.port  # type: ignore[union-attr]
+    sink = socket.create_connection(("127.0.0.1", http_port))
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sink.sendall(
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    sink.sendall(_masked_text_frame(b'{"op":"login","id":1,"user":"sink"}'))
+
+    async def flood() -> None:
+        sender = await Client.connect("127.0.0.1", server.port)
+        await sender.login("flooder")
+        await eventually(lambda: online(server, "sink"), "the sink to log in")
+        for _ in range(40):
+            with contextlib.suppress(OSError):
+                sink.sendall(_masked_text_frame(b'{"op":"check","id":7}') * 20)
+            await asyncio.gather(*(sender.send("y" * 1000, to=["sink"]) for _ in range(50)))
+            if not online(server, "sink"):
+                break
+        await eventually(lambda: not online(server, "sink"), "the sink to be dropped")
+        waiting = {u.name: u.waiting for u in server.snapshot().users}
+        assert waiting["sink"] > 0  # nothing lost: still queued
+        await sender.close()
+
+    try:
+        run(flood())
+    finally:
+        sink.close()
+        server.stop()
+    assert any("dropping" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

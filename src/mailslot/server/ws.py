@@ -79,7 +79,8 @@ class WebSocketChannel:
     async def finish(self) -> None:
         """Wait (a bounded time) for the closing handshake."""
         self.close()
-        assert self._closer is not None
+        if self._closer is None:  # aborted: nothing to wait for
+            return
         try:
             await asyncio.wait_for(self._closer, CLOSE_GRACE)
         except (TimeoutError, ConnectionError, RuntimeError):
