@@ -60,9 +60,7 @@ def _cpu_self() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _child(
-    w: Worker, ready: Any, go: Any, release: Any, outq: Any, timeout: float
-) -> None:
+def _child(w: Worker, ready: Any, go: Any, release: Any, outq: Any, timeout: float) -> None:
     async def amain() -> None:
         loop = asyncio.get_running_loop()
         try:

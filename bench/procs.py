@@ -84,7 +84,10 @@ class ServerProc:
     def start(self, timeout: float = 60.0) -> None:
         log = open(self.workdir / f"{self.name}.log", "wb")  # noqa: SIM115 - kept for the process life
         self.proc = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             cwd=self.workdir,
         )
         log.close()
