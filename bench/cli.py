@@ -42,7 +42,11 @@ def make_system(name: str, workdir: Path, p: Params, args: argparse.Namespace) -
         from bench.sys_mailslot import Mailslot
 
         return Mailslot(
-            wd, p, extra_args=shlex.split(args.mailslot_args or ""), profile=args.profile
+            wd,
+            p,
+            extra_args=shlex.split(args.mailslot_args or ""),
+            profile=args.profile,
+            profile_phase=args.profile_phase.upper() if args.profile_phase else None,
         )
     if name == "mosquitto":
         from bench.sys_mqtt import Mosquitto
@@ -91,6 +95,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="profile the Mailslot server: cProfile (main thread, mailslot.prof in "
         "the workdir, use --keep) or py-spy (all threads, raw stacks in "
         "bench/results); figures from a profiled run are not comparable",
+    )
+    ap.add_argument(
+        "--profile-phase",
+        choices=("W1", "W5", "W6", "W6p", "W7"),
+        help="with --profile py-spy: record only this phase's measured part "
+        "(default: the server's whole life)",
     )
     return ap.parse_args(argv)
 

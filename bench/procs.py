@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,32 @@ def cpu_seconds(pid: int) -> float:
     return ticks / CLK_TCK
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
+    """(user, system) CPU seconds of each live thread of ``pid``, by thread id."""
+    out: dict[int, tuple[float, float]] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/stat") as f:
+            data = f.read()
+            fields = data[data.rindex(")") + 2 :].split()
+            out[int(tid)] = (int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK)
+    return out
+
+
+def thread_split(
+    pid: int, before: dict[int, tuple[float, float]], after: dict[int, tuple[float, float]]
+) -> dict[str, float]:
+    """CPU seconds between two :func:`thread_cpu` readings: the main thread (an asyncio
+    server's event loop) apart from all the others (a store's writer thread, executors).
+    Threads that ended in between are missing."""
+    split = {"main_user": 0.0, "main_sys": 0.0, "other_user": 0.0, "other_sys": 0.0}
+    for tid, (user, system) in after.items():
+        u0, s0 = before.get(tid, (0.0, 0.0))
+        who = "main" if tid == pid else "other"
+        split[who + "_user"] += user - u0
+        split[who + "_sys"] += system - s0
+    return {k: round(v, 3) for k, v in split.items()}
+
+
 def status_kib(pid: int) -> dict[str, int]:
     out: dict[str, int] = {}
     with open(f"/proc/{pid}/status") as f:
@@ -80,6 +107,8 @@ class ServerProc:
     port: int
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    # called with True just before a phase's measured part starts, False once it has ended
+    on_measure: Callable[[bool], None] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         log = open(self.workdir / f"{self.name}.log", "wb")  # noqa: SIM115 - kept for the process life
@@ -103,6 +132,9 @@ class ServerProc:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
+
+    def threads(self) -> dict[int, tuple[float, float]]:
+        return thread_cpu(self.pid)
 
     def rss(self) -> dict[str, int]:
         return status_kib(self.pid)

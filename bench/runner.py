@@ -28,6 +28,7 @@ def figures(run: PhaseRun, messages: int) -> dict[str, Any]:
         "server_rss_after_kib": run.rss_after_kib,
         "server_rss_peak_kib": run.rss_peak_kib,
         "peak_is_phase": run.peak_is_phase,
+        "server_threads_cpu_s": run.threads,
     }
 
 

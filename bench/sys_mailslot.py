@@ -13,6 +13,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -443,10 +444,12 @@ class Mailslot(System):
         params: Params,
         extra_args: list[str] | None = None,
         profile: str = "none",
+        profile_phase: str | None = None,
     ) -> None:
         super().__init__(workdir, params)
         self.extra_args = extra_args or []
         self.profile = profile
+        self.profile_phase = profile_phase
         self._recips: list[int] = []
         self.port = 0
 
@@ -483,39 +486,71 @@ class Mailslot(System):
         self.server = ServerProc(self.name, argv, self.port, self.workdir)
         self.server.start()
         self.spy: subprocess.Popen[bytes] | None = None
-        if self.profile == "py-spy":
-            spy = Path(sys.executable).with_name("py-spy")
-            out = RESULTS / f"mailslot-py-spy-{self.server.pid}.txt"
-            RESULTS.mkdir(exist_ok=True)
-            self.spy = subprocess.Popen(
-                [
-                    str(spy),
-                    "record",
-                    "--pid",
-                    str(self.server.pid),
-                    "--format",
-                    "raw",
-                    "--threads",
-                    "--rate",
-                    "200",
-                    "--nonblocking",
-                    "-o",
-                    str(out),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            print(f"[mailslot] py-spy recording to {out}", flush=True)
+        if self.profile == "py-spy" and self.profile_phase is None:
+            self._record("")
+
+    def _record(self, phase: str) -> None:
+        """Start py-spy on the server: raw stacks of all threads, 200 samples/s."""
+        assert self.server is not None
+        spy = Path(sys.executable).with_name("py-spy")
+        out = RESULTS / f"mailslot-py-spy-{phase}{'-' if phase else ''}{self.server.pid}.txt"
+        RESULTS.mkdir(exist_ok=True)
+        self.spy = subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(self.server.pid),
+                "--format",
+                "raw",
+                "--threads",
+                "--rate",
+                "200",
+                "--nonblocking",
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        print(f"[mailslot] py-spy recording to {out}", flush=True)
+        if phase:
+            time.sleep(0.5)  # let py-spy attach before the measured part starts
+
+    def _end_record(self) -> None:
+        """Stop py-spy (it writes its file on SIGINT, or when the server exits)."""
+        if self.spy is None:
+            return
+        if self.server is not None and self.server.alive():
+            self.spy.send_signal(signal.SIGINT)
+        try:
+            self.spy.wait(30)
+        except subprocess.TimeoutExpired:
+            self.spy.send_signal(signal.SIGINT)
+            self.spy.wait(10)
+        self.spy = None
+
+    def _phase(self, name: str, run: Callable[[], PhaseRun]) -> PhaseRun:
+        """Run a phase; with ``--profile py-spy --profile-phase NAME``, py-spy records
+        exactly its measured part."""
+        if self.profile != "py-spy" or self.profile_phase != name or self.server is None:
+            return run()
+
+        def toggle(start: bool) -> None:
+            if start:
+                self._record(name)
+            else:
+                self._end_record()
+
+        self.server.on_measure = toggle
+        try:
+            return run()
+        finally:
+            self.server.on_measure = None
 
     def stop(self) -> int | None:
         rc = super().stop()
-        if getattr(self, "spy", None) is not None:
-            assert self.spy is not None
-            try:
-                self.spy.wait(30)
-            except subprocess.TimeoutExpired:
-                self.spy.send_signal(signal.SIGINT)
-                self.spy.wait(10)
+        self._end_record()
         return rc
 
     def _users(self, users: list[int]) -> list[list[int]]:
@@ -534,7 +569,7 @@ class Mailslot(System):
             StoreWorker(self.port, user_name(SENDER_BASE + i), part, self.p.window)
             for i, part in enumerate(split(items, self.p.senders))
         ]
-        return run_phase(self.server, ws, timeout=self.p.timeout)
+        return self._phase("W1", lambda: run_phase(self.server, ws, timeout=self.p.timeout))
 
     def drain(self, users: list[int], expected: dict[int, int]) -> PhaseRun:
         ws: list[Worker] = [
@@ -567,9 +602,8 @@ class Mailslot(System):
         return run_phase(self.server, ws, timeout=self.p.timeout, hold=True)
 
     def latency(self, users: list[int]) -> PhaseRun:
-        return run_phase(
-            self.server, latency_workers(self, users, LatencyWorker), timeout=self.p.timeout
-        )
+        ws = latency_workers(self, users, LatencyWorker)
+        return self._phase("W5", lambda: run_phase(self.server, ws, timeout=self.p.timeout))
 
     def closed_loop(self, items: list[tuple[int, int]], inflight: int) -> PhaseRun:
         senders = [
@@ -580,4 +614,8 @@ class Mailslot(System):
             LoopWorker(self.port, part, inflight, 4 * self.p.conc)
             for part in split(senders, self.p.procs)
         ]
-        return run_phase(self.server, ws, timeout=self.p.timeout)
+        name = "W6" if inflight == 1 else "W6P"
+        return self._phase(name, lambda: run_phase(self.server, ws, timeout=self.p.timeout))
+
+    def login_drain(self, users: list[int], expected: dict[int, int]) -> PhaseRun:
+        return self._phase("W7", lambda: self.drain(users, expected))
