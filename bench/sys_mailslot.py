@@ -490,8 +490,12 @@ class Mailslot(System):
             self._record("")
 
     def _record(self, phase: str) -> None:
-        """Start py-spy on the server: raw stacks of all threads, 200 samples/s."""
+        """Start py-spy on the server: raw stacks of all threads, 200 samples/s; for one
+        phase 1,000/s with idle samples too, so that the stacks account for wall time,
+        not only for time on a CPU. (--native, for SQLite's C frames, would stop the
+        server at every sample.)"""
         assert self.server is not None
+        detail = ["--rate", "1000", "--idle"] if phase else ["--rate", "200"]
         spy = Path(sys.executable).with_name("py-spy")
         out = RESULTS / f"mailslot-py-spy-{phase}{'-' if phase else ''}{self.server.pid}.txt"
         RESULTS.mkdir(exist_ok=True)
@@ -504,8 +508,7 @@ class Mailslot(System):
                 "--format",
                 "raw",
                 "--threads",
-                "--rate",
-                "200",
+                *detail,
                 "--nonblocking",
                 "-o",
                 str(out),
