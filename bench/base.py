@@ -28,7 +28,8 @@ class Params:
     check_rate: int = 100  # W5 checks/s on a separate connection
     w6_users: int = 10_000  # W6/W6p recipients (u10000..), drained by W7
     w6_conns: int = 1_000  # W6/W6p sender connections (over `procs` processes)
-    w6_messages: int = 30_000  # W6 messages, and as many again for W6p
+    w6_messages: int = 30_000  # W6 messages
+    w6p_messages: int = 64_000  # W6p messages (4 windows of 16 per connection)
     w6_inflight: int = 16  # W6p sends in flight per connection (W6: 1)
     timeout: float = 300.0  # bound of every phase
     seed: int = 1

@@ -28,6 +28,7 @@ QUICK = Params(
     w6_users=1_000,
     w6_conns=100,
     w6_messages=2_000,
+    w6p_messages=6_400,
     timeout=120.0,
 )
 FULL = Params()

@@ -126,7 +126,7 @@ def run_phase(
         peak_is_phase = False
         rss0 = 0
         cpu0 = 0.0
-        threads0: dict[int, tuple[float, float]] = {}
+        threads0: dict[int, tuple[float, float, int]] = {}
         if server is not None:
             peak_is_phase = reset_peak(server.pid)
             rss0 = server.rss().get("VmRSS", 0)

@@ -57,13 +57,18 @@ def run_users_like(sysm: System, phases: tuple[str, ...], out: dict[str, Any]) -
         "logins_per_s": round(p.w6_users / r.wall, 1) if r.wall else None,
     }
     _log(f"[{sysm.name}] W6 setup {p.w6_users} users: {r.wall:.2f} s")
-    variants = [(v, n) for v, n in (("W6", 1), ("W6P", p.w6_inflight)) if v in phases]
+    variants = [
+        (v, inflight, n)
+        for v, inflight, n in (("W6", 1, p.w6_messages), ("W6P", p.w6_inflight, p.w6p_messages))
+        if v in phases
+    ]
     # plan[seq] = recipient; W6p's seqs follow W6's
-    plan = [W6_BASE + u for u in make_plan(p.w6_users, p.w6_messages * len(variants), p.seed + 6)]
+    plan = [W6_BASE + u for u in make_plan(p.w6_users, sum(v[2] for v in variants), p.seed + 6)]
     acked: list[int] = []
-    for k, (variant, inflight) in enumerate(variants):
-        first = k * p.w6_messages
-        items = [(s, plan[s]) for s in range(first, first + p.w6_messages)]
+    first = 0
+    for variant, inflight, n in variants:
+        items = [(s, plan[s]) for s in range(first, first + n)]
+        first += n
         r = sysm.closed_loop(items, inflight)
         ok = [s for x in r.results for s in x["acked"]]
         lat = [v for x in r.results for v in x["lat_ms"]]

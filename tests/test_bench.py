@@ -52,6 +52,8 @@ def test_bench_quick_mailslot_tiny(tmp_path: Path) -> None:
         "8",
         "--w6-messages",
         "100",
+        "--w6p-messages",
+        "256",
         "--timeout",
         "60",
         "--json",
@@ -74,11 +76,11 @@ def test_bench_quick_mailslot_tiny(tmp_path: Path) -> None:
         assert v["delivered"] == v["expected"] > 0, (name, v)
     assert ms["verify"]["W1W2"]["delivered"] == 200
     # W7 drains and verifies what W6 (1 in flight) and W6p (16 in flight) stored
-    assert phases["W6"]["messages"] == phases["W6p"]["messages"] == 100
+    assert phases["W6"]["messages"] == 100 and phases["W6p"]["messages"] == 256
     assert phases["W6"]["inflight"] == 1 and phases["W6p"]["inflight"] == 16
     assert phases["W6"]["send_errors"] == phases["W6p"]["send_errors"] == 0
-    assert ms["verify"]["W6W7"]["delivered"] == 200
-    assert phases["W7"]["users"] == 40 and phases["W7"]["delivered"] == 200
+    assert ms["verify"]["W6W7"]["delivered"] == 356
+    assert phases["W7"]["users"] == 40 and phases["W7"]["delivered"] == 356
     assert phases["W6"]["ack_ms_p50"] > 0 and phases["W7"]["login_ms_p99"] > 0
     assert ms["phases"]["W4"]["connections"] == 50
     assert ms["phases"]["W5"]["messages"] == ms["phases"]["W5"]["sent"] > 0
