@@ -8,9 +8,10 @@ hand-off, SQL, commit, hand-back, reply, or idle. Each sample stands for
 1/rate seconds of one thread's wall time, so the table gives microseconds of
 wall time per message for each step.
 
-A sample is filed under the first rule that matches, looking from the innermost
-frame outwards. SQLite statements are told apart by the text of the source line
-(``BEGIN``, ``COMMIT``), read from the installed package.
+A sample is filed under the step of its innermost frame that a rule names; the
+general steps (the session loop, the event loop, the writer's loop) only when no
+specific one matches. SQLite statements are told apart by the text of the
+source line (``BEGIN``, ``COMMIT``), read from the installed package.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ LOOP_RULES: list[tuple[str, tuple[str, ...]]] = [
         ("Session._take_send", "Session._prepare_send", "Session._admit", "recipients"),
     ),
     ("reply: join and write", ("Session._flush", "Session.write", "StreamWriter.write")),
+]
+LOOP_GENERAL: list[tuple[str, tuple[str, ...]]] = [
     ("dispatch: session loop", ("Session._answer", "Session.run", "Session._store_sends")),
-    ("event loop: scheduling", ("BaseEventLoop.", "Handle._run", "_run_once")),
+    # a callback in C at the top of the stack: resuming a task, running future callbacks
+    ("event loop: run callbacks, resume tasks", ("BaseEventLoop.", "Handle._run", "_run_once")),
 ]
 WRITER_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("commit: COMMIT (WAL write + fsync)", ("line:COMMIT",)),
@@ -62,8 +66,9 @@ WRITER_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("metrics", ("CommitStats", "Histogram")),
     ("idle: waiting for jobs", ("line:self._jobs.get()",)),
     ("batching: take and sort jobs", ("_take_new_jobs", "_next_batch", "_take")),
-    ("writer: other", ("SQLiteStore._run",)),
 ]
+WRITER_GENERAL: list[tuple[str, tuple[str, ...]]] = [("writer: other", ("SQLiteStore._run",))]
+Rules = list[tuple[str, tuple[str, ...]]]
 
 
 def _source(file: str, line: int) -> str:
@@ -71,18 +76,26 @@ def _source(file: str, line: int) -> str:
     return linecache.getline(str(path), line) if path.exists() else ""
 
 
-def classify(frames: list[str], rules: list[tuple[str, tuple[str, ...]]]) -> str:
+def _matches(keys: tuple[str, ...], func: str, text: str) -> bool:
+    return any(key[5:] in text if key.startswith("line:") else key in func for key in keys)
+
+
+def classify(frames: list[str], rules: Rules, general: Rules) -> str:
+    parsed = []
     for raw in reversed(frames):
         m = FRAME.match(raw)
-        func = m["func"] if m else raw
-        text = _source(m["file"], int(m["line"])) if m else ""
+        if m is None:
+            parsed.append((raw, ""))
+        else:
+            own = m["file"].startswith("mailslot/")
+            parsed.append((m["func"], _source(m["file"], int(m["line"])) if own else ""))
+    for func, text in parsed:
         for step, keys in rules:
-            for key in keys:
-                if key.startswith("line:"):
-                    if m and m["file"].startswith("mailslot/") and key[5:] in text:
-                        return step
-                elif key in func:
-                    return step
+            if _matches(keys, func, text):
+                return step
+    for step, keys in general:
+        if any(_matches(keys, func, text) for func, text in parsed):
+            return step
     return "unattributed"
 
 
@@ -94,9 +107,9 @@ def summarize(path: Path) -> dict[str, Counter[str]]:
         thread, _, rest = stack.partition(";")
         frames = rest.split(";") if rest else []
         if "MainThread" in thread:
-            out["event loop"][classify(frames, LOOP_RULES)] += int(count)
+            out["event loop"][classify(frames, LOOP_RULES, LOOP_GENERAL)] += int(count)
         elif "mailslot-sqlite" in thread:
-            out["writer"][classify(frames, WRITER_RULES)] += int(count)
+            out["writer"][classify(frames, WRITER_RULES, WRITER_GENERAL)] += int(count)
     return out
 
 
