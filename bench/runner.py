@@ -233,11 +233,17 @@ def run_system(sysm: System, phases: tuple[str, ...]) -> dict[str, Any]:
             # before W5, which leaves its messages queued for W1's users
             run_users_like(sysm, phases, out)
         if "W5" in phases:
+            if "W1" not in phases and "W2" not in phases:
+                # W5 sends to W1's users: they must exist (Mailslot refuses unknown names)
+                r = sysm.setup_users(users)
+                ph["setup"] = figures(r, 0) | {"users": p.users}
             r = sysm.latency(users)
             lat = [x for res in r.results for x in res["lat_ms"]]
             chk = [x for res in r.results for x in res.get("check_ms", [])]
             sent = sum(res["sent"] for res in r.results)
             ackd = sum(res["acked"] for res in r.results)
+            if ackd < sent:
+                out["errors"].append(f"W5: {sent - ackd} of {sent} sends not acknowledged")
             ph["W5"] = figures(r, ackd) | {
                 "offered_rate": p.rate,
                 "achieved_rate": round(ackd / r.wall, 1) if r.wall else None,

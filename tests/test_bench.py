@@ -87,3 +87,18 @@ def test_bench_quick_mailslot_tiny(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "| mailslot |" in proc.stdout
     assert "W6p server CPU-s /1k" in proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_bench_w5_alone_sends_to_users_that_exist(tmp_path: Path) -> None:
+    """W5 without W1 first sets up W1's users, whom it sends to; every send is acknowledged."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "bench", "--quick", "--systems", "mailslot", "--phases", "W5"]
+    cmd += ["--users", "20", "--rate", "200", "--lat-seconds", "0.5", "--lat-senders", "2"]
+    cmd += ["--procs", "2", "--timeout", "60", "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=100)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    [ms] = json.loads(out.read_text())["systems"]
+    assert not ms["errors"], ms["errors"]
+    assert ms["phases"]["W5"]["messages"] == ms["phases"]["W5"]["sent"] == 100
+    assert proc.returncode == 0
