@@ -26,6 +26,11 @@ class Params:
     lat_seconds: float = 5.0  # W5 duration
     lat_senders: int = 4  # W5 sender connections
     check_rate: int = 100  # W5 checks/s on a separate connection
+    w6_users: int = 10_000  # W6/W6p recipients (u10000..), drained by W7
+    w6_conns: int = 1_000  # W6/W6p sender connections (over `procs` processes)
+    w6_messages: int = 30_000  # W6 messages
+    w6p_messages: int = 64_000  # W6p messages (4 windows of 16 per connection)
+    w6_inflight: int = 16  # W6p sends in flight per connection (W6: 1)
     timeout: float = 300.0  # bound of every phase
     seed: int = 1
 
@@ -90,6 +95,22 @@ class System:
     def latency(self, users: list[int]) -> PhaseRun:
         """W5: results[i]["lat_ms"] (send→ack), ["check_ms"], ["sent"], ["acked"]."""
         raise NotImplementedError
+
+    def closed_loop(self, items: list[tuple[int, int]], inflight: int) -> PhaseRun:
+        """W6/W6p: ``w6_conns`` connections send (seq, recipient) ``items``, ``inflight``
+        outstanding per connection, each request in its own write.
+
+        results[i]["acked"] (seqs), ["lat_ms"] (send→ack), ["n_errors"].
+        """
+        raise NotImplementedError
+
+    def login_drain(self, users: list[int], expected: dict[int, int]) -> PhaseRun:
+        """W7: each user connects, logs in, checks, acks and leaves, on its own connection.
+
+        As :meth:`drain`, plus results[i]["login_ms"] (connect → logged in) and
+        ["session_ms"] (connect → everything acknowledged).
+        """
+        return self.drain(users, expected)
 
 
 def percentile(values: list[float], q: float) -> float:

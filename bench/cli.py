@@ -19,8 +19,18 @@ from bench.procs import raise_nofile
 from bench.report import render
 from bench.runner import ALL_PHASES, run_system
 
-QUICK = Params(users=200, messages=10_000, bc_users=1_000, conns=1_000, lat_seconds=1.0,
-               timeout=120.0)
+QUICK = Params(
+    users=200,
+    messages=10_000,
+    bc_users=1_000,
+    conns=1_000,
+    lat_seconds=1.0,
+    w6_users=1_000,
+    w6_conns=100,
+    w6_messages=2_000,
+    w6p_messages=6_400,
+    timeout=120.0,
+)
 FULL = Params()
 SYSTEMS = ("mailslot", "mosquitto", "nats", "nats-always")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -32,8 +42,13 @@ def make_system(name: str, workdir: Path, p: Params, args: argparse.Namespace) -
     if name == "mailslot":
         from bench.sys_mailslot import Mailslot
 
-        return Mailslot(wd, p, extra_args=shlex.split(args.mailslot_args or ""),
-                        profile=args.profile)
+        return Mailslot(
+            wd,
+            p,
+            extra_args=shlex.split(args.mailslot_args or ""),
+            profile=args.profile,
+            profile_phase=args.profile_phase.upper() if args.profile_phase else None,
+        )
     if name == "mosquitto":
         from bench.sys_mqtt import Mosquitto
 
@@ -50,22 +65,44 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small sizes, < 1 minute")
     mode.add_argument("--full", action="store_true", help="the issue's sizes (default)")
-    ap.add_argument("--systems", default=",".join(SYSTEMS),
-                    help=f"comma-separated subset of {','.join(SYSTEMS)}")
-    ap.add_argument("--phases", default=",".join(ALL_PHASES),
-                    help="comma-separated subset of W1,W2,W3,W4,W5 (W1 and W2 run together)")
+    ap.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated subset of {','.join(SYSTEMS)}",
+    )
+    ap.add_argument(
+        "--phases",
+        default=",".join(ALL_PHASES),
+        help="comma-separated subset of W1,...,W5,W6,W6p,W7 (W1 and W2 run together; "
+        "W7 always follows W6/W6p, whose messages it drains and verifies)",
+    )
     for f in fields(Params):
-        ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None,
-                        help=f"override (full default {f.default})")
+        ap.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=type(f.default),
+            default=None,
+            help=f"override (full default {f.default})",
+        )
     ap.add_argument("--json", help="also write the JSON results here")
     ap.add_argument("--markdown", help="also write the Markdown table here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data directories")
-    ap.add_argument("--mailslot-args", default="",
-                    help="extra arguments for `mailslot server` (quoted)")
-    ap.add_argument("--profile", choices=("none", "cprofile", "py-spy"), default="none",
-                    help="profile the Mailslot server: cProfile (main thread, mailslot.prof in "
-                    "the workdir, use --keep) or py-spy (all threads, raw stacks in "
-                    "bench/results); figures from a profiled run are not comparable")
+    ap.add_argument(
+        "--mailslot-args", default="", help="extra arguments for `mailslot server` (quoted)"
+    )
+    ap.add_argument(
+        "--profile",
+        choices=("none", "cprofile", "py-spy"),
+        default="none",
+        help="profile the Mailslot server: cProfile (main thread, mailslot.prof in "
+        "the workdir, use --keep) or py-spy (all threads, raw stacks in "
+        "bench/results); figures from a profiled run are not comparable",
+    )
+    ap.add_argument(
+        "--profile-phase",
+        choices=("W1", "W5", "W6", "W6p", "W7"),
+        help="with --profile py-spy: record only this phase's measured part "
+        "(default: the server's whole life)",
+    )
     return ap.parse_args(argv)
 
 
@@ -82,17 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     phases = tuple(x.strip().upper() for x in args.phases.split(",") if x.strip())
     nofile = raise_nofile()
     if p.conns + 200 > nofile:
-        print(f"warning: RLIMIT_NOFILE is {nofile}; W4 with {p.conns} connections may fail",
-              file=sys.stderr)
+        print(
+            f"warning: RLIMIT_NOFILE is {nofile}; W4 with {p.conns} connections may fail",
+            file=sys.stderr,
+        )
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     workdir = Path(tempfile.mkdtemp(prefix="mailslot-bench-"))
     res: dict[str, Any] = {
         "meta": {
             "mode": "quick" if args.quick else "full",
             "started": started,
-            "command": "python -m bench " + " ".join(shlex.quote(a) for a in
-                                                      (argv if argv is not None else
-                                                       sys.argv[1:])),
+            "command": "python -m bench "
+            + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
             "cpus": os.cpu_count(),
             "params": asdict(p),
             "phases": phases,
@@ -122,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(md)
     print(f"results: {out_json} {out_md}")
-    ok = all(not s.get("errors") and all(v["ok"] for v in s.get("verify", {}).values())
-             for s in res["systems"])
+    ok = all(
+        not s.get("errors") and all(v["ok"] for v in s.get("verify", {}).values())
+        for s in res["systems"]
+    )
     return 0 if ok else 1

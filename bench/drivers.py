@@ -18,11 +18,16 @@ HOST = "127.0.0.1"
 
 
 class BufferedConn(asyncio.Protocol):
-    """A client connection to ``HOST``: writes wait in ``out`` until ``flush()``."""
+    """A client connection to ``HOST``: writes wait in ``out`` until ``flush()``.
+
+    ``flush()`` sends them in one write, or one write each when ``write_each`` is set
+    (as an interactive client does: W6/W6p).
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.out: list[bytes] = []
+        self.write_each = False
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @classmethod
@@ -39,8 +44,13 @@ class BufferedConn(asyncio.Protocol):
             self.closed.set_result(None)
 
     def flush(self) -> None:
-        if self.out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self.out))
+        t = self.transport
+        if self.out and t is not None and not t.is_closing():
+            if self.write_each:
+                for frame in self.out:
+                    t.write(frame)
+            else:
+                t.write(b"".join(self.out))
         self.out.clear()
 
     async def wait_closed(self) -> None:

@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.procs import ServerProc, reset_peak
+from bench.procs import ServerProc, reset_peak, thread_split
 
 CTX = mp.get_context("fork")
 
@@ -52,7 +52,7 @@ class PhaseRun:
     rss_after_kib: int
     rss_peak_kib: int
     peak_is_phase: bool
-    extra: dict[str, Any] = field(default_factory=dict)
+    threads: dict[str, float] = field(default_factory=dict)  # server CPU-s by thread group
 
 
 def _cpu_self() -> float:
@@ -60,9 +60,7 @@ def _cpu_self() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _child(
-    w: Worker, ready: Any, go: Any, release: Any, outq: Any, timeout: float
-) -> None:
+def _child(w: Worker, ready: Any, go: Any, release: Any, outq: Any, timeout: float) -> None:
     async def amain() -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -128,10 +126,14 @@ def run_phase(
         peak_is_phase = False
         rss0 = 0
         cpu0 = 0.0
+        threads0: dict[int, tuple[float, float, int]] = {}
         if server is not None:
             peak_is_phase = reset_peak(server.pid)
             rss0 = server.rss().get("VmRSS", 0)
             cpu0 = server.cpu()
+            threads0 = server.threads()
+            if server.on_measure is not None:
+                server.on_measure(True)
         go.wait(timeout)
         deadline = time.monotonic() + timeout + 5
         while len(results) < n:
@@ -140,6 +142,9 @@ def run_phase(
                 raise PhaseError(f"only {len(results)}/{n} generators finished in time")
             results.append(outq.get(timeout=left))
         cpu1 = server.cpu() if server is not None else 0.0
+        threads = thread_split(server.pid, threads0, server.threads()) if server else {}
+        if server is not None and server.on_measure is not None:
+            server.on_measure(False)
         st = server.rss() if server is not None else {}
         if release is not None:
             release.set()
@@ -165,6 +170,7 @@ def run_phase(
         rss_after_kib=st.get("VmRSS", 0),
         rss_peak_kib=st.get("VmHWM", 0),
         peak_is_phase=peak_is_phase,
+        threads=threads,
     )
 
 

@@ -57,9 +57,10 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return not (
-            self.lost or self.duplicated or self.misrouted or self.leftover or self.foreign
-        ) and self.delivered == self.expected
+        return (
+            not (self.lost or self.duplicated or self.misrouted or self.leftover or self.foreign)
+            and self.delivered == self.expected
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,40 @@ def cpu_seconds(pid: int) -> float:
     return ticks / CLK_TCK
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[float, float, int]]:
+    """(user s, system s, context switches) of each live thread of ``pid``, by thread id."""
+    out: dict[int, tuple[float, float, int]] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                data = f.read()
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                switches = sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+            fields = data[data.rindex(")") + 2 :].split()
+            out[int(tid)] = (int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK, switches)
+    return out
+
+
+def thread_split(
+    pid: int,
+    before: dict[int, tuple[float, float, int]],
+    after: dict[int, tuple[float, float, int]],
+) -> dict[str, float]:
+    """CPU seconds and context switches (voluntary + involuntary) between two
+    :func:`thread_cpu` readings: the main thread (an asyncio server's event loop)
+    apart from all the others (a store's writer thread, executors). Threads that
+    ended in between are missing."""
+    split = dict.fromkeys(("main_user", "main_sys", "other_user", "other_sys"), 0.0)
+    split |= dict.fromkeys(("main_switches", "other_switches"), 0)
+    for tid, (user, system, switches) in after.items():
+        u0, s0, n0 = before.get(tid, (0.0, 0.0, 0))
+        who = "main" if tid == pid else "other"
+        split[who + "_user"] += user - u0
+        split[who + "_sys"] += system - s0
+        split[who + "_switches"] += switches - n0
+    return {k: round(v, 3) for k, v in split.items()}
+
+
 def status_kib(pid: int) -> dict[str, int]:
     out: dict[str, int] = {}
     with open(f"/proc/{pid}/status") as f:
@@ -80,11 +115,16 @@ class ServerProc:
     port: int
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    # called with True just before a phase's measured part starts, False once it has ended
+    on_measure: Callable[[bool], None] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         log = open(self.workdir / f"{self.name}.log", "wb")  # noqa: SIM115 - kept for the process life
         self.proc = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             cwd=self.workdir,
         )
         log.close()
@@ -100,6 +140,9 @@ class ServerProc:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
+
+    def threads(self) -> dict[int, tuple[float, float, int]]:
+        return thread_cpu(self.pid)
 
     def rss(self) -> dict[str, int]:
         return status_kib(self.pid)

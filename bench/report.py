@@ -61,6 +61,63 @@ def summary_table(res: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def users_table(res: dict[str, Any]) -> str:
+    """W5–W7, the workloads that look like users, with CPU ratios to Mosquitto's."""
+    rows = [
+        "| system | W5 server CPU-s /1k | W6 server CPU-s /1k | W6 msg/s | W6 ack ms p50 / p99 | "
+        "W6p server CPU-s /1k | W6p msg/s | W6p ack ms p50 / p99 | W7 server CPU ms /login | "
+        "W7 login ms p50 / p99 | W7 session ms p50 / p99 | loss W6+W7 (lost/dup/misr/left) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in res["systems"]:
+        ph = s.get("phases", {})
+        if s.get("skipped") or not {"W5", "W6", "W6p", "W7"} & ph.keys():
+            continue
+        w5, w6, w6p, w7 = (ph.get(k, {}) for k in ("W5", "W6", "W6p", "W7"))
+        rows.append(
+            f"| {s['system']} | {_f(w5.get('server_cpu_per_1k'), 4)} | "
+            f"{_f(w6.get('server_cpu_per_1k'), 4)} | {_f(w6.get('msgs_per_s'), 0)} | "
+            f"{_f(w6.get('ack_ms_p50'))} / {_f(w6.get('ack_ms_p99'))} | "
+            f"{_f(w6p.get('server_cpu_per_1k'), 4)} | {_f(w6p.get('msgs_per_s'), 0)} | "
+            f"{_f(w6p.get('ack_ms_p50'))} / {_f(w6p.get('ack_ms_p99'))} | "
+            f"{_f(w7.get('server_cpu_ms_per_login'), 3)} | "
+            f"{_f(w7.get('login_ms_p50'))} / {_f(w7.get('login_ms_p99'))} | "
+            f"{_f(w7.get('session_ms_p50'))} / {_f(w7.get('session_ms_p99'))} | "
+            f"{_loss(s.get('verify', {}).get('W6W7'))} |"
+        )
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
+RATIO_FIGURES = (
+    ("W1+W2", "server_cpu_per_1k"),
+    ("W5", "server_cpu_per_1k"),
+    ("W6", "server_cpu_per_1k"),
+    ("W6p", "server_cpu_per_1k"),
+    ("W7", "server_cpu_ms_per_login"),
+)
+
+
+def ratio_table(res: dict[str, Any]) -> str:
+    """Server CPU per message (per login for W7) as a multiple of Mosquitto's, same run."""
+    by_name = {s["system"]: s.get("phases", {}) for s in res["systems"]}
+    base = by_name.get("mosquitto")
+    if not base:
+        return ""
+    rows = [
+        "| server CPU ÷ Mosquitto's | " + " | ".join(p for p, _ in RATIO_FIGURES) + " |",
+        "|---" * (len(RATIO_FIGURES) + 1) + "|",
+    ]
+    for name, ph in by_name.items():
+        if name == "mosquitto" or not ph:
+            continue
+        cells = []
+        for phase, key in RATIO_FIGURES:
+            mine, theirs = ph.get(phase, {}).get(key), base.get(phase, {}).get(key)
+            cells.append(f"{mine / theirs:.2f}×" if mine and theirs else "–")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
 def phase_table(res: dict[str, Any]) -> str:
     rows = [
         "| system | phase | wall s | messages | msg/s | server CPU-s | server CPU-s /1k | "
@@ -100,7 +157,11 @@ def render(res: dict[str, Any]) -> str:
     for s in res["systems"]:
         for e in s.get("errors", [])[:1]:
             notes.append(f"- ⚠ {s['system']}: {e}")
+    tables = [summary_table(res), users_table(res), ratio_table(res), phase_table(res)]
     return (
-        head + "\n" + summary_table(res) + "\n\n" + phase_table(res) + "\n"
+        head
+        + "\n"
+        + "\n\n".join(t for t in tables if t)
+        + "\n"
         + ("\n" + "\n".join(notes) + "\n" if notes else "")
     )

@@ -13,6 +13,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +42,10 @@ def login_frame(rid: int, name: str) -> bytes:
 
 def send_frame(rid: int, to: str, text: str) -> bytes:
     return b'{"op":"send","id":%d,"mode":"one","to":["%s"],"text":"%s"}\n' % (
-        rid, to.encode(), text.encode())
+        rid,
+        to.encode(),
+        text.encode(),
+    )
 
 
 class MsConn(BufferedConn):
@@ -119,11 +123,16 @@ class MsConn(BufferedConn):
 
 
 class Pipeline:
-    """A window of `send` requests in flight on one logged-in connection."""
+    """A window of `send` requests in flight on one logged-in connection.
 
-    def __init__(self, conn: MsConn, window: int) -> None:
+    Latency counts from an item's scheduled time, or from when it is written
+    (``stamp_on_send``, for closed loops).
+    """
+
+    def __init__(self, conn: MsConn, window: int, stamp_on_send: bool = False) -> None:
         self.c = conn
         self.window = window
+        self.stamp_on_send = stamp_on_send
         self.inflight = 0
         self.items: deque[tuple[int, bytes, float]] = deque()
         self.acked: list[int] = []
@@ -137,6 +146,8 @@ class Pipeline:
         c = self.c
         while self.items and self.inflight < self.window:
             seq, frame, t = self.items.popleft()
+            if self.stamp_on_send:
+                t = now()
             self.inflight += 1
             c.queue(frame, lambda r, seq=seq, t=t: self.reply(r, seq, t))
         if not self.items and not self.inflight and not self.idle.done():
@@ -188,12 +199,16 @@ class StoreWorker(Worker):
         self.pipe = Pipeline(self.c, self.window)
         self.pipe.items.extend(
             (s, send_frame(i + 10, user_name(u), text_for(s, u)), 0.0)
-            for i, (s, u) in enumerate(self.items))
+            for i, (s, u) in enumerate(self.items)
+        )
 
     async def run(self) -> Result:
         await self.pipe.run()
-        return {"acked": self.pipe.acked, "errors": self.pipe.errors[:5],
-                "n_errors": len(self.pipe.errors)}
+        return {
+            "acked": self.pipe.acked,
+            "errors": self.pipe.errors[:5],
+            "n_errors": len(self.pipe.errors),
+        }
 
     async def close(self) -> None:
         await self.c.aclose()
@@ -206,10 +221,14 @@ class DrainWorker(Worker):
         self.port, self.users, self.conc = port, users, conc
         self.got: list[tuple[int, str]] = []
         self.errors: list[Reply] = []
+        self.login_ms: list[float] = []
+        self.session_ms: list[float] = []
 
     async def one(self, u: int) -> None:
+        t0 = now()
         c = await MsConn.open(self.port)
         await c.login(user_name(u))
+        self.login_ms.append((now() - t0) * 1000)
         r = await c.check()
         while r.get("ok"):
             msgs = r["messages"]
@@ -218,7 +237,9 @@ class DrainWorker(Worker):
             for m in msgs:
                 self.got.append((u, m["text"]))
             ack = b'{"op":"ack","id":%d,"ids":%s}\n' % (
-                c.rid(), msgspec.json.encode([m["id"] for m in msgs]))
+                c.rid(),
+                msgspec.json.encode([m["id"] for m in msgs]),
+            )
             fa = c.request(ack)
             if r["more"]:
                 fc = c.request(b'{"op":"check","id":%d,"limit":%d}\n' % (c.rid(), BATCH))
@@ -233,11 +254,18 @@ class DrainWorker(Worker):
                 self.errors.append(a)
         if not r.get("done") and not r.get("ok"):
             self.errors.append(r)
+        self.session_ms.append((now() - t0) * 1000)
         await c.aclose()
 
     async def run(self) -> Result:
         await bounded_gather([self.one(u) for u in self.users], self.conc)
-        return {"got": self.got, "errors": self.errors[:5], "n_errors": len(self.errors)}
+        return {
+            "got": self.got,
+            "errors": self.errors[:5],
+            "n_errors": len(self.errors),
+            "login_ms": self.login_ms,
+            "session_ms": self.session_ms,
+        }
 
 
 class LeftoverWorker(Worker):
@@ -269,8 +297,10 @@ class BcastWorker(Worker):
         lat, acked, recips, errors = [], [], [], []
         for s in self.seqs:
             t = now()
-            r = await self.c.call(b'{"op":"send","id":%d,"mode":"all","text":"%s"}\n' % (
-                self.c.rid(), text_for(s, 999_999).encode()))
+            r = await self.c.call(
+                b'{"op":"send","id":%d,"mode":"all","text":"%s"}\n'
+                % (self.c.rid(), text_for(s, 999_999).encode())
+            )
             lat.append((now() - t) * 1000)
             if r.get("ok"):
                 acked.append(s)
@@ -280,11 +310,54 @@ class BcastWorker(Worker):
         users = await self.c.call(b'{"op":"users","id":%d}\n' % self.c.rid())
         names = [u["name"] for u in users.get("users", [])]
         idx = sorted(int(n[1:]) for n in names if n != self.name and n[1:].isdigit())
-        return {"lat_ms": lat, "acked": acked, "recipients": max(recips, default=-1),
-                "recipient_idx": idx, "errors": errors}
+        return {
+            "lat_ms": lat,
+            "acked": acked,
+            "recipients": max(recips, default=-1),
+            "recipient_idx": idx,
+            "errors": errors,
+        }
 
     async def close(self) -> None:
         await self.c.aclose()
+
+
+class LoopWorker(Worker):
+    """W6/W6p: logged-in connections that each keep ``inflight`` sends outstanding."""
+
+    def __init__(
+        self, port: int, senders: list[tuple[str, list[tuple[int, int]]]], inflight: int, conc: int
+    ) -> None:
+        self.port, self.senders, self.inflight, self.conc = port, senders, inflight, conc
+
+    async def open_one(self, name: str, items: list[tuple[int, int]]) -> Pipeline:
+        c = await MsConn.open(self.port)
+        await c.login(name)
+        c.write_each = True
+        pipe = Pipeline(c, self.inflight, stamp_on_send=True)
+        pipe.items.extend(
+            (s, send_frame(i + 10, user_name(u), text_for(s, u)), 0.0)
+            for i, (s, u) in enumerate(items)
+        )
+        return pipe
+
+    async def prepare(self) -> None:
+        self.pipes: list[Pipeline] = await bounded_gather(
+            [self.open_one(n, items) for n, items in self.senders], self.conc
+        )
+
+    async def run(self) -> Result:
+        await asyncio.gather(*(p.run() for p in self.pipes))
+        errors = [e for p in self.pipes for e in p.errors]
+        return {
+            "acked": [s for p in self.pipes for s in p.acked],
+            "lat_ms": [x for p in self.pipes for x in p.lat],
+            "errors": errors[:5],
+            "n_errors": len(errors),
+        }
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.c.aclose() for p in self.pipes))
 
 
 class ConnWorker(HoldWorker[MsConn]):
@@ -298,8 +371,9 @@ class ConnWorker(HoldWorker[MsConn]):
 
 
 class LatencyWorker(Worker):
-    def __init__(self, port: int, name: str, plan: list[tuple[int, int]], at: list[float],
-                 window: int) -> None:
+    def __init__(
+        self, port: int, name: str, plan: list[tuple[int, int]], at: list[float], window: int
+    ) -> None:
         self.port, self.plan, self.at, self.window = port, plan, at, window
         k = int(name[3:])
         self.name = user_name(SENDER_BASE + 200 + k)
@@ -309,8 +383,9 @@ class LatencyWorker(Worker):
         self.c = await MsConn.open(self.port)
         await self.c.login(self.name)
         self.pipe = Pipeline(self.c, 1_000_000)
-        self.frames = [send_frame(i + 10, user_name(u), text_for(s, u))
-                       for i, (s, u) in enumerate(self.plan)]
+        self.frames = [
+            send_frame(i + 10, user_name(u), text_for(s, u)) for i, (s, u) in enumerate(self.plan)
+        ]
         if self.checker:
             self.cc = await MsConn.open(self.port)
             await self.cc.login(user_name(SENDER_BASE + 300))
@@ -338,8 +413,13 @@ class LatencyWorker(Worker):
         await settle(pipe, 30)
         stop.set()
         check_ms = await chk if chk is not None else []
-        return {"lat_ms": pipe.lat, "check_ms": check_ms, "sent": len(self.plan),
-                "acked": len(pipe.acked), "n_errors": len(pipe.errors)}
+        return {
+            "lat_ms": pipe.lat,
+            "check_ms": check_ms,
+            "sent": len(self.plan),
+            "acked": len(pipe.acked),
+            "n_errors": len(pipe.errors),
+        }
 
     async def close(self) -> None:
         await self.c.aclose()
@@ -358,11 +438,18 @@ class Mailslot(System):
     conn_note = "TCP + `login` with presence:false"
     check_note = "`check` on an empty queue"
 
-    def __init__(self, workdir: Path, params: Params, extra_args: list[str] | None = None,
-                 profile: str = "none") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        params: Params,
+        extra_args: list[str] | None = None,
+        profile: str = "none",
+        profile_phase: str | None = None,
+    ) -> None:
         super().__init__(workdir, params)
         self.extra_args = extra_args or []
         self.profile = profile
+        self.profile_phase = profile_phase
         self._recips: list[int] = []
         self.port = 0
 
@@ -380,31 +467,93 @@ class Mailslot(System):
         argv = [sys.executable]
         if self.profile == "cprofile":
             argv += ["-m", "cProfile", "-o", str(self.workdir / "mailslot.prof")]
-        argv += ["-m", "mailslot", "server", "--headless", "--host", HOST,
-                 "--port", str(self.port), "--data-dir", str(data), "--auth", "none",
-                 "--no-limits", *self.extra_args]
+        argv += [
+            "-m",
+            "mailslot",
+            "server",
+            "--headless",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(data),
+            "--auth",
+            "none",
+            "--no-limits",
+            *self.extra_args,
+        ]
         self.server = ServerProc(self.name, argv, self.port, self.workdir)
         self.server.start()
         self.spy: subprocess.Popen[bytes] | None = None
-        if self.profile == "py-spy":
-            spy = Path(sys.executable).with_name("py-spy")
-            out = RESULTS / f"mailslot-py-spy-{self.server.pid}.txt"
-            RESULTS.mkdir(exist_ok=True)
-            self.spy = subprocess.Popen(
-                [str(spy), "record", "--pid", str(self.server.pid), "--format", "raw",
-                 "--threads", "--rate", "200", "--nonblocking", "-o", str(out)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            print(f"[mailslot] py-spy recording to {out}", flush=True)
+        if self.profile == "py-spy" and self.profile_phase is None:
+            self._record("")
+
+    def _record(self, phase: str) -> None:
+        """Start py-spy on the server: raw stacks of all threads, 200 samples/s; for one
+        phase 1,000/s with idle samples too, so that the stacks account for wall time,
+        not only for time on a CPU. (--native, for SQLite's C frames, would stop the
+        server at every sample.)"""
+        assert self.server is not None
+        detail = ["--rate", "1000", "--idle"] if phase else ["--rate", "200"]
+        spy = Path(sys.executable).with_name("py-spy")
+        out = RESULTS / f"mailslot-py-spy-{phase}{'-' if phase else ''}{self.server.pid}.txt"
+        RESULTS.mkdir(exist_ok=True)
+        self.spy = subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(self.server.pid),
+                "--format",
+                "raw",
+                "--threads",
+                *detail,
+                "--nonblocking",
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        print(f"[mailslot] py-spy recording to {out}", flush=True)
+        if phase:
+            time.sleep(0.5)  # let py-spy attach before the measured part starts
+
+    def _end_record(self) -> None:
+        """Stop py-spy (it writes its file on SIGINT, or when the server exits)."""
+        if self.spy is None:
+            return
+        if self.server is not None and self.server.alive():
+            self.spy.send_signal(signal.SIGINT)
+        try:
+            self.spy.wait(30)
+        except subprocess.TimeoutExpired:
+            self.spy.send_signal(signal.SIGINT)
+            self.spy.wait(10)
+        self.spy = None
+
+    def _phase(self, name: str, run: Callable[[], PhaseRun]) -> PhaseRun:
+        """Run a phase; with ``--profile py-spy --profile-phase NAME``, py-spy records
+        exactly its measured part."""
+        if self.profile != "py-spy" or self.profile_phase != name or self.server is None:
+            return run()
+
+        def toggle(start: bool) -> None:
+            if start:
+                self._record(name)
+            else:
+                self._end_record()
+
+        self.server.on_measure = toggle
+        try:
+            return run()
+        finally:
+            self.server.on_measure = None
 
     def stop(self) -> int | None:
         rc = super().stop()
-        if getattr(self, "spy", None) is not None:
-            assert self.spy is not None
-            try:
-                self.spy.wait(30)
-            except subprocess.TimeoutExpired:
-                self.spy.send_signal(signal.SIGINT)
-                self.spy.wait(10)
+        self._end_record()
         return rc
 
     def _users(self, users: list[int]) -> list[list[int]]:
@@ -412,25 +561,29 @@ class Mailslot(System):
 
     def setup_users(self, users: list[int]) -> PhaseRun:
         names = [user_name(u) for u in users]
-        ws: list[Worker] = [SetupWorker(self.port, part, self.p.conc)
-                            for part in split(names, self.p.procs)]
+        ws: list[Worker] = [
+            SetupWorker(self.port, part, self.p.conc) for part in split(names, self.p.procs)
+        ]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def store(self, plan: list[int]) -> PhaseRun:
         items = list(enumerate(plan))
         ws: list[Worker] = [
             StoreWorker(self.port, user_name(SENDER_BASE + i), part, self.p.window)
-            for i, part in enumerate(split(items, self.p.senders))]
-        return run_phase(self.server, ws, timeout=self.p.timeout)
+            for i, part in enumerate(split(items, self.p.senders))
+        ]
+        return self._phase("W1", lambda: run_phase(self.server, ws, timeout=self.p.timeout))
 
     def drain(self, users: list[int], expected: dict[int, int]) -> PhaseRun:
-        ws: list[Worker] = [DrainWorker(self.port, part, self.p.conc)
-                            for part in self._users(users)]
+        ws: list[Worker] = [
+            DrainWorker(self.port, part, self.p.conc) for part in self._users(users)
+        ]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def leftover(self, users: list[int]) -> int:
-        ws: list[Worker] = [LeftoverWorker(self.port, part, self.p.conc)
-                            for part in self._users(users)]
+        ws: list[Worker] = [
+            LeftoverWorker(self.port, part, self.p.conc) for part in self._users(users)
+        ]
         r = run_phase(self.server, ws, timeout=self.p.timeout)
         return sum(x["leftover"] for x in r.results)
 
@@ -446,10 +599,26 @@ class Mailslot(System):
         return self._recips
 
     def connections(self, n: int) -> PhaseRun:
-        ws: list[Worker] = [ConnWorker(self.port, part, self.p.conc)
-                            for part in self._users(list(range(n)))]
+        ws: list[Worker] = [
+            ConnWorker(self.port, part, self.p.conc) for part in self._users(list(range(n)))
+        ]
         return run_phase(self.server, ws, timeout=self.p.timeout, hold=True)
 
     def latency(self, users: list[int]) -> PhaseRun:
-        return run_phase(self.server, latency_workers(self, users, LatencyWorker),
-                         timeout=self.p.timeout)
+        ws = latency_workers(self, users, LatencyWorker)
+        return self._phase("W5", lambda: run_phase(self.server, ws, timeout=self.p.timeout))
+
+    def closed_loop(self, items: list[tuple[int, int]], inflight: int) -> PhaseRun:
+        senders = [
+            (user_name(SENDER_BASE + 1000 + k), part)
+            for k, part in enumerate(split(items, self.p.w6_conns))
+        ]
+        ws: list[Worker] = [
+            LoopWorker(self.port, part, inflight, 4 * self.p.conc)
+            for part in split(senders, self.p.procs)
+        ]
+        name = "W6" if inflight == 1 else "W6P"
+        return self._phase(name, lambda: run_phase(self.server, ws, timeout=self.p.timeout))
+
+    def login_drain(self, users: list[int], expected: dict[int, int]) -> PhaseRun:
+        return self._phase("W7", lambda: self.drain(users, expected))

@@ -190,10 +190,15 @@ class SetupWorker(Worker):
 
 
 class Publisher:
-    """A window of QoS 1 publishes in flight on one connection."""
+    """A window of QoS 1 publishes in flight on one connection.
 
-    def __init__(self, conn: MqttConn, window: int) -> None:
+    Latency counts from an item's scheduled time, or from when it is written
+    (``stamp_on_send``, for closed loops).
+    """
+
+    def __init__(self, conn: MqttConn, window: int, stamp_on_send: bool = False) -> None:
         self.c = conn
+        self.stamp_on_send = stamp_on_send
         self.free: deque[int] = deque(range(1, min(window, 65535) + 1))
         self.inflight: dict[int, tuple[int, float]] = {}
         self.acked: list[int] = []
@@ -214,6 +219,8 @@ class Publisher:
     def fill(self) -> None:
         while self.items and self.free:
             seq, topic, payload, t = self.items.popleft()
+            if self.stamp_on_send:
+                t = now()
             pid = self.free.popleft()
             self.inflight[pid] = (seq, t)
             self.c.write(publish_pkt(pid, topic, payload))
@@ -257,11 +264,19 @@ class DrainWorker(Worker):
         self, port: int, users: list[int], expected: dict[int, int], conc: int, idle: float
     ) -> None:
         self.port, self.users, self.expected, self.conc, self.idle = (
-            port, users, expected, conc, idle)
+            port,
+            users,
+            expected,
+            conc,
+            idle,
+        )
         self.got: list[tuple[int, str]] = []
+        self.login_ms: list[float] = []
+        self.session_ms: list[float] = []
 
     async def one(self, u: int) -> None:
         want = self.expected.get(u, 0)
+        t0 = now()
         c = await MqttConn.open(self.port)
         done = asyncio.get_running_loop().create_future()
         count = 0
@@ -277,6 +292,7 @@ class DrainWorker(Worker):
 
         c.on_message = on_message
         await c.login(user_name(u), clean=False)
+        self.login_ms.append((now() - t0) * 1000)
         if want == 0:
             done.set_result(None)
         while not done.done():
@@ -288,11 +304,12 @@ class DrainWorker(Worker):
         # PINGREQ/PINGRESP fence: the broker has read every PUBACK before DISCONNECT
         # (without it Mosquitto 2.0.11 redelivers some acknowledged messages later)
         await c.ping()
+        self.session_ms.append((now() - t0) * 1000)
         await c.disconnect()
 
     async def run(self) -> Result:
         await bounded_gather([self.one(u) for u in self.users], self.conc)
-        return {"got": self.got}
+        return {"got": self.got, "login_ms": self.login_ms, "session_ms": self.session_ms}
 
 
 class LeftoverWorker(Worker):
@@ -338,6 +355,41 @@ class BcastWorker(Worker):
         await self.c.disconnect()
 
 
+class LoopWorker(Worker):
+    """W6/W6p: connections that each keep ``inflight`` QoS 1 publishes outstanding."""
+
+    def __init__(
+        self, port: int, senders: list[tuple[str, list[tuple[int, int]]]], inflight: int, conc: int
+    ) -> None:
+        self.port, self.senders, self.inflight, self.conc = port, senders, inflight, conc
+
+    async def open_one(self, name: str) -> Publisher:
+        c = await MqttConn.open(self.port)
+        await c.login(name, clean=True)
+        c.write_each = True
+        return Publisher(c, self.inflight, stamp_on_send=True)
+
+    async def prepare(self) -> None:
+        self.pubs: list[Publisher] = await bounded_gather(
+            [self.open_one(n) for n, _ in self.senders], self.conc
+        )
+        self.pkts = [
+            [(s, topic_for(u), text_for(s, u).encode(), 0.0) for s, u in items]
+            for _, items in self.senders
+        ]
+
+    async def run(self) -> Result:
+        await asyncio.gather(*(p.send_all(k) for p, k in zip(self.pubs, self.pkts, strict=True)))
+        return {
+            "acked": [s for p in self.pubs for s in p.acked],
+            "lat_ms": [x for p in self.pubs for x in p.lat],
+            "n_errors": 0,
+        }
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.c.disconnect() for p in self.pubs))
+
+
 class ConnWorker(HoldWorker[MqttConn]):
     async def connect(self, u: int) -> MqttConn:
         c = await MqttConn.open(self.port)
@@ -349,8 +401,9 @@ class ConnWorker(HoldWorker[MqttConn]):
 
 
 class LatencyWorker(Worker):
-    def __init__(self, port: int, name: str, plan: list[tuple[int, int]], at: list[float],
-                 window: int) -> None:
+    def __init__(
+        self, port: int, name: str, plan: list[tuple[int, int]], at: list[float], window: int
+    ) -> None:
         self.port, self.name, self.plan, self.at, self.window = port, name, plan, at, window
 
     async def prepare(self) -> None:
@@ -369,8 +422,7 @@ class LatencyWorker(Worker):
             pub.fill()
             self.c.flush()
         await settle(pub, 30)
-        return {"lat_ms": pub.lat, "check_ms": [], "sent": len(self.plan),
-                "acked": len(pub.acked)}
+        return {"lat_ms": pub.lat, "check_ms": [], "sent": len(self.plan), "acked": len(pub.acked)}
 
     async def close(self) -> None:
         await self.c.disconnect()
@@ -383,8 +435,10 @@ class Mosquitto(System):
     name = "mosquitto"
     label = "Mosquitto 2.0 (MQTT QoS 1)"
     ack_meaning = "in memory (PUBACK once queued; on disk only at autosave/shutdown)"
-    broadcast_note = ("one QoS 1 PUBLISH to a topic every user's persistent session "
-                      "subscribes to (stored once, queued per session)")
+    broadcast_note = (
+        "one QoS 1 PUBLISH to a topic every user's persistent session "
+        "subscribes to (stored once, queued per session)"
+    )
     conn_note = "CONNECT clean_session=0 (resumes the user's persistent session)"
     check_note = "n/a (MQTT has no pull; messages are pushed on reconnect)"
     binary = "/usr/sbin/mosquitto"
@@ -423,43 +477,61 @@ connection_messages true
         self.server.start()
 
     def setup_users(self, users: list[int]) -> PhaseRun:
-        ws: list[Worker] = [SetupWorker(self.port, part, None, self.p.conc)
-                            for part in split(users, self.p.procs)]
+        ws: list[Worker] = [
+            SetupWorker(self.port, part, None, self.p.conc) for part in split(users, self.p.procs)
+        ]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def store(self, plan: list[int]) -> PhaseRun:
         items = list(enumerate(plan))
-        ws: list[Worker] = [StoreWorker(self.port, f"snd{i}", part, self.p.window)
-                            for i, part in enumerate(split(items, self.p.senders))]
+        ws: list[Worker] = [
+            StoreWorker(self.port, f"snd{i}", part, self.p.window)
+            for i, part in enumerate(split(items, self.p.senders))
+        ]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def drain(self, users: list[int], expected: dict[int, int]) -> PhaseRun:
-        ws: list[Worker] = [DrainWorker(self.port, part, expected, self.p.conc, 2.0)
-                            for part in split(users, self.p.procs)]
+        ws: list[Worker] = [
+            DrainWorker(self.port, part, expected, self.p.conc, 2.0)
+            for part in split(users, self.p.procs)
+        ]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def leftover(self, users: list[int]) -> int:
-        ws: list[Worker] = [LeftoverWorker(self.port, part, self.p.conc)
-                            for part in split(users, self.p.procs)]
+        ws: list[Worker] = [
+            LeftoverWorker(self.port, part, self.p.conc) for part in split(users, self.p.procs)
+        ]
         r = run_phase(self.server, ws, timeout=self.p.timeout)
         return sum(x["leftover"] for x in r.results)
 
     def bcast_setup(self, users: list[int]) -> PhaseRun:
-        ws: list[Worker] = [SetupWorker(self.port, part, BCAST_TOPIC, self.p.conc)
-                            for part in split(users, self.p.procs)]
+        ws: list[Worker] = [
+            SetupWorker(self.port, part, BCAST_TOPIC, self.p.conc)
+            for part in split(users, self.p.procs)
+        ]
         return run_phase(self.server, ws, timeout=self.p.timeout)
 
     def bcast_send(self, seqs: list[int]) -> PhaseRun:
         return run_phase(self.server, [BcastWorker(self.port, seqs)], timeout=self.p.timeout)
 
     def connections(self, n: int) -> PhaseRun:
-        ws: list[Worker] = [ConnWorker(self.port, part, self.p.conc)
-                            for part in split(list(range(n)), self.p.procs)]
+        ws: list[Worker] = [
+            ConnWorker(self.port, part, self.p.conc) for part in split(list(range(n)), self.p.procs)
+        ]
         return run_phase(self.server, ws, timeout=self.p.timeout, hold=True)
 
     def latency(self, users: list[int]) -> PhaseRun:
-        return run_phase(self.server, latency_workers(self, users, LatencyWorker),
-                         timeout=self.p.timeout)
+        return run_phase(
+            self.server, latency_workers(self, users, LatencyWorker), timeout=self.p.timeout
+        )
+
+    def closed_loop(self, items: list[tuple[int, int]], inflight: int) -> PhaseRun:
+        senders = [(f"w6s{k}", part) for k, part in enumerate(split(items, self.p.w6_conns))]
+        ws: list[Worker] = [
+            LoopWorker(self.port, part, inflight, 4 * self.p.conc)
+            for part in split(senders, self.p.procs)
+        ]
+        return run_phase(self.server, ws, timeout=self.p.timeout)
 
 
 def latency_workers(sysm: Any, users: list[int], cls: Any) -> list[Worker]:
