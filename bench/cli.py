@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
 import os
@@ -14,6 +15,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from bench import web
 from bench.base import Params, System
 from bench.procs import raise_nofile
 from bench.report import render
@@ -72,9 +74,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--phases",
-        default=",".join(ALL_PHASES),
-        help="comma-separated subset of W1,...,W5,W6,W6p,W7 (W1 and W2 run together; "
-        "W7 always follows W6/W6p, whose messages it drains and verifies)",
+        default=",".join((*ALL_PHASES, "WEB")),
+        help="comma-separated subset of W1,...,W5,W6,W6p,W7,WEB (W1 and W2 run together; "
+        "W7 always follows W6/W6p, whose messages it drains and verifies; WEB: browsers over "
+        "WebSocket against TCP clients, Mailslot only)",
     )
     for f in fields(Params):
         ap.add_argument(
@@ -143,12 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         for name in systems:
             sysm = make_system(name, workdir, p, args)
             res["systems"].append(run_system(sysm, phases))
+        if "WEB" in phases and "mailslot" in systems:  # Mailslot's own web clients
+            res["web"] = asyncio.run(
+                web.measure(200 if args.quick else 5000, 1000, 2 if args.quick else 10)
+            )
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     stamp = started.replace(":", "").replace("-", "")
-    md = render(res)
+    md = render(res) + ("\n" + web.markdown(res["web"]) if "web" in res else "")
     out_json = RESULTS / f"bench-{stamp}.json"
     out_md = RESULTS / f"bench-{stamp}.md"
     out_json.write_text(json.dumps(res, indent=1))

@@ -138,7 +138,8 @@ async def latency(
     }
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+async def measure(idle_connections: int, rate: float, seconds: float) -> dict[str, Any]:
+    """Both figures: send->ack over TCP and over WebSocket on one server, and idle RSS."""
     with tempfile.TemporaryDirectory(prefix="mailslot-web-") as workdir:
         http_port = free_port()
         server = start_server(
@@ -166,16 +167,39 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     await sender.request({"op": "login", "user": f"s{i}", "presence": False})
                 for _ in range(2):  # alternate, so neither rides on a quieter moment
                     for name, senders in (("tcp", tcp), ("websocket", web)):
-                        figures = await latency(senders, args.rate, args.seconds / 2, 1000)
+                        figures = await latency(senders, rate, seconds / 2, 1000)
                         results.setdefault(f"{name}_send_ack", []).append(figures)
         finally:
             server.stop()
         results["idle_kib_per_connection"] = {
-            transport: await idle(Path(workdir), transport, args.idle)
+            transport: await idle(Path(workdir), transport, idle_connections)
             for transport in ("tcp", "websocket")
         }
-        results["idle_connections"] = args.idle
+        results["idle_connections"] = idle_connections
         return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The figures as a table for the bench report."""
+    rows = [
+        f"| {transport} | {results['idle_kib_per_connection'][key]} | "
+        + " / ".join(f"{run['p50_ms']}" for run in results[f"{key}_send_ack"])
+        + " | "
+        + " / ".join(f"{run['p99_ms']}" for run in results[f"{key}_send_ack"])
+        + " |"
+        for transport, key in (("TCP", "tcp"), ("WebSocket", "websocket"))
+    ]
+    return "\n".join(
+        [
+            f"### Web clients (WEB): {results['idle_connections']:,} idle connections;"
+            " send->ack open loop, two runs each",
+            "",
+            "| transport | server KiB per idle connection | p50 ms | p99 ms |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
 
 
 def main() -> int:
@@ -185,7 +209,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10, help="latency phase length (10)")
     args = parser.parse_args()
     raise_nofile()
-    print(json.dumps(asyncio.run(main_async(args)), indent=2))
+    print(json.dumps(asyncio.run(measure(args.idle, args.rate, args.seconds)), indent=2))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The benchmark suite must not rot: run its quick mode (W1–W7) against Mailslot alone, tiny sizes.
+"""The benchmark suite must not rot: its quick mode (W1–W7, WEB) against Mailslot alone, tiny.
 
 No timing is asserted; only that every phase ran and nothing was lost,
 duplicated, misrouted or left over.
@@ -83,6 +83,12 @@ def test_bench_quick_mailslot_tiny(tmp_path: Path) -> None:
     assert phases["W7"]["users"] == 40 and phases["W7"]["delivered"] == 356
     assert phases["W6"]["ack_ms_p50"] > 0 and phases["W7"]["login_ms_p99"] > 0
     assert ms["phases"]["W4"]["connections"] == 50
+    # WEB: browsers over WebSocket beside TCP clients on one server
+    web = res["web"]
+    assert web["idle_connections"] == 200
+    assert set(web["idle_kib_per_connection"]) == {"tcp", "websocket"}
+    for transport in ("tcp", "websocket"):
+        assert all(run["messages"] > 0 for run in web[f"{transport}_send_ack"])
     assert ms["phases"]["W5"]["messages"] == ms["phases"]["W5"]["sent"] > 0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "| mailslot |" in proc.stdout
