@@ -51,6 +51,7 @@ from mailslot.server.directory import UserState
 from mailslot.server.refusal import Refusal, error_frame
 from mailslot.server.throttle import TokenBucket
 from mailslot.store import Batch, NewMessage, StorageFull, StoreError, StoreUnavailable
+from mailslot.store.batching import ROWS_PER_COMMIT
 
 if TYPE_CHECKING:
     from mailslot.server.core import MailslotServer
@@ -59,7 +60,6 @@ log = logging.getLogger("mailslot.server")
 
 MAX_MALFORMED_IN_A_ROW = 10
 REPLIES_BEFORE_DRAIN = 32
-SEND_ROWS_PER_JOB = 4096  # queue rows in one store job, so one sender cannot hog a commit
 CHECK_REPLY_BYTES = 256 * 1024  # a check reply stops adding messages past this size
 
 _encode_raw = msgspec.json.Encoder().encode
@@ -204,7 +204,9 @@ class Session:
                 prepared = self._take_send(request, received_at)
                 if not isinstance(prepared, bytes):
                     recipients, message = prepared
-                    if sends.messages and sends.rows + len(recipients) > SEND_ROWS_PER_JOB:
+                    # one job at most what the store commits at once, so that one
+                    # sender's pipelined burst cannot hog a commit
+                    if sends.messages and sends.rows + len(recipients) > ROWS_PER_COMMIT:
                         replies.append(self._store_sends(sends))
                         sends = _Sends(received_at)
                     sends.add(request.id, recipients, message)
