@@ -422,3 +422,34 @@ def test_a_greeting_without_the_servers_limits_is_refused() -> None:
         f"mailslot: 127.0.0.1:{port} does not speak the Mailslot protocol "
         "(the greeting does not state the server's limits)\n"
     )
+
+
+def test_a_list_of_servers_is_tried_in_order(server_process: Any) -> None:
+    """MAILSLOT_SERVER may name several servers (nodes of one service): the first that
+    answers is used; when none does, each failure is named."""
+    live = server_process("--auth", "none")
+    with socket.socket() as closed:  # a port nobody listens on, on this machine
+        closed.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{closed.getsockname()[1]}"
+    env = {**cli_env(live, "alice", None), "MAILSLOT_SERVER": f"{dead},{live.address}"}
+    sent = subprocess.run(
+        [sys.executable, "-m", "mailslot", "send", "--to", "alice", "via the second"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert sent.returncode == 0, sent.stderr
+    env["MAILSLOT_SERVER"] = f"{dead},{dead}"
+    refused = subprocess.run(
+        [sys.executable, "-m", "mailslot", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("mailslot: none of the 2 servers answered: "), refused.stderr
+    assert refused.stderr.count("connection refused") == 2

@@ -13,7 +13,7 @@ from mailslot.cli.common import (
     UsageError,
     add_connection_options,
     no_desktop,
-    server_address,
+    server_addresses,
     tls_context,
 )
 from mailslot.client import MailslotError
@@ -28,7 +28,7 @@ def _gui_client(args: argparse.Namespace) -> int:
 
     server = None
     if args.server:
-        server = format_address(*server_address(args))
+        server = format_address(*server_addresses(args)[0])  # the desktop client takes one
     return run_client(server, args.user, tls_context(args))
 
 

@@ -18,7 +18,7 @@ from mailslot.cli.common import (
     can_prompt,
     choose_password,
     password_from_env,
-    server_address,
+    server_addresses,
     tls_context,
     username,
 )
@@ -92,12 +92,12 @@ def register(subparsers: Subparsers) -> None:
 
 
 def _session(args: argparse.Namespace, action: Action) -> int:
-    host, port = server_address(args)
+    servers = server_addresses(args)
     user = username(args)
-    args.address = format_address(host, port)
+    args.address = format_address(*servers[0])  # names the archive, whichever node answers
 
     async def run() -> int:
-        client = await Client.connect(host, port, ssl_context=tls_context(args))
+        client = await Client.connect_first(servers, ssl_context=tls_context(args))
         try:
             args.password = await _log_in(client, user, presence=action is _watch)
             return await action(client, args)

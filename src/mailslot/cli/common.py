@@ -8,7 +8,7 @@ import os
 import ssl
 import sys
 
-from mailslot.client.address import parse_address
+from mailslot.client.address import parse_addresses
 from mailslot.protocol import DEFAULT_PORT
 
 DEFAULT_SERVER = f"127.0.0.1:{DEFAULT_PORT}"
@@ -22,7 +22,8 @@ def add_connection_options(parser: argparse.ArgumentParser, *, needs_user: bool 
     parser.add_argument(
         "--server",
         metavar="HOST:PORT",
-        help=f"server address (env MAILSLOT_SERVER; default {DEFAULT_SERVER})",
+        help="server address, or several separated by commas, tried in order"
+        f" (env MAILSLOT_SERVER; default {DEFAULT_SERVER})",
     )
     if needs_user:
         parser.add_argument(
@@ -38,9 +39,11 @@ def add_connection_options(parser: argparse.ArgumentParser, *, needs_user: bool 
     )
 
 
-def server_address(args: argparse.Namespace) -> tuple[str, int]:
+def server_addresses(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """The servers to try, in order: `--server` or MAILSLOT_SERVER may list several,
+    separated by commas."""
     try:
-        return parse_address(args.server or os.environ.get("MAILSLOT_SERVER") or DEFAULT_SERVER)
+        return parse_addresses(args.server or os.environ.get("MAILSLOT_SERVER") or DEFAULT_SERVER)
     except ValueError as error:
         raise UsageError(str(error).rstrip(".")) from None
 

@@ -31,5 +31,12 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def parse_addresses(text: str) -> list[tuple[str, int]]:
+    """A comma-separated list of addresses (servers to try in order), each as
+    `parse_address` takes it; ValueError with a sentence."""
+    parts = [part for part in text.split(",") if part.strip()] or [text]
+    return [parse_address(part) for part in parts]
+
+
 def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

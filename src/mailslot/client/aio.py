@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import socket
 import ssl
-from collections.abc import Callable, Iterable, MutableSet
+from collections.abc import Callable, Iterable, MutableSet, Sequence
 from typing import Any
 
 from mailslot.client.errors import (
@@ -144,6 +144,32 @@ class Client:
             writer.close()
             raise ConnectError(f"{where} does not speak the Mailslot protocol ({error})") from None
         return cls(reader, writer, info, splitter, seen_ids)
+
+    @classmethod
+    async def connect_first(
+        cls,
+        addresses: Sequence[tuple[str, int]],
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+        seen_ids: MutableSet[int] | None = None,
+    ) -> Client:
+        """The first server of the list that answers, tried in order (several nodes of
+        one service); ConnectError naming each failure when none does."""
+        failures: list[ConnectError] = []
+        for host, port in addresses:
+            try:
+                return await cls.connect(
+                    host, port, ssl_context=ssl_context, timeout=timeout, seen_ids=seen_ids
+                )
+            except ConnectError as error:
+                failures.append(error)
+        if len(failures) == 1:
+            raise failures[0]
+        raise ConnectError(
+            f"none of the {len(failures)} servers answered: "
+            + "; ".join(str(failure) for failure in failures)
+        )
 
     @property
     def closed(self) -> bool:

@@ -11,7 +11,7 @@ import concurrent.futures
 import queue
 import ssl
 import threading
-from collections.abc import Awaitable, Callable, Iterable, MutableSet
+from collections.abc import Awaitable, Callable, Iterable, MutableSet, Sequence
 from typing import Any, TypeVar
 
 from mailslot.client.aio import Client
@@ -38,11 +38,27 @@ class SyncClient:
         timeout: float = 10.0,
         seen_ids: MutableSet[int] | None = None,
     ) -> SyncClient:
+        return cls.connect_first(
+            [(host, port)], ssl_context=ssl_context, timeout=timeout, seen_ids=seen_ids
+        )
+
+    @classmethod
+    def connect_first(
+        cls,
+        addresses: Sequence[tuple[str, int]],
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+        seen_ids: MutableSet[int] | None = None,
+    ) -> SyncClient:
+        """The first server of the list that answers (see Client.connect_first)."""
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="mailslot-client", daemon=True)
         thread.start()
         connecting = asyncio.run_coroutine_threadsafe(
-            Client.connect(host, port, ssl_context=ssl_context, timeout=timeout, seen_ids=seen_ids),
+            Client.connect_first(
+                addresses, ssl_context=ssl_context, timeout=timeout, seen_ids=seen_ids
+            ),
             loop,
         )
         try:
