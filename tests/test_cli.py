@@ -40,10 +40,15 @@ def mailslot(
     user: str | None = None,
     password: str | None = None,
     stdin: str | None = None,
+    servers: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """`servers`: MAILSLOT_SERVER instead of the server's own address."""
+    env = cli_env(server, user, password)
+    if servers is not None:
+        env["MAILSLOT_SERVER"] = servers
     return subprocess.run(
         [sys.executable, "-m", "mailslot", *args],
-        env=cli_env(server, user, password),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -431,25 +436,17 @@ def test_a_list_of_servers_is_tried_in_order(server_process: Any) -> None:
     with socket.socket() as closed:  # a port nobody listens on, on this machine
         closed.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{closed.getsockname()[1]}"
-    env = {**cli_env(live, "alice", None), "MAILSLOT_SERVER": f"{dead},{live.address}"}
-    sent = subprocess.run(
-        [sys.executable, "-m", "mailslot", "send", "--to", "alice", "via the second"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
+    sent = mailslot(
+        live,
+        "send",
+        "--to",
+        "alice",
+        "via the second",
+        user="alice",
+        servers=f"{dead},{live.address}",
     )
     assert sent.returncode == 0, sent.stderr
-    env["MAILSLOT_SERVER"] = f"{dead},{dead}"
-    refused = subprocess.run(
-        [sys.executable, "-m", "mailslot", "check"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    refused = mailslot(live, "check", user="alice", servers=f"{dead},{dead}")
     assert refused.returncode == 1
     assert refused.stderr.startswith("mailslot: none of the 2 servers answered: "), refused.stderr
     assert refused.stderr.count("connection refused") == 2

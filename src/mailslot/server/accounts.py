@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from mailslot.protocol import ErrorCode, now_micros
 from mailslot.server.directory import UserState
 from mailslot.server.passwords import hash_password, verify_password
-from mailslot.server.refusal import Refusal
+from mailslot.server.refusal import Refusal, rate_limited
 
 if TYPE_CHECKING:
     from mailslot.server.core import MailslotServer
@@ -78,11 +78,7 @@ def throttle_check(server: MailslotServer, key: str, name: str, source: str) -> 
         server.source_failures.retry_after(source),
     )
     if retry:
-        raise Refusal(
-            ErrorCode.RATE_LIMITED,
-            f"too many wrong passwords for {name!r}; retry in {retry:.0f} seconds",
-            retry_after=round(retry, 3),
-        )
+        raise rate_limited(f"too many wrong passwords for {name!r}", retry, digits=0)
 
 
 async def _check_password(
@@ -114,8 +110,4 @@ def _admit_new_name(server: MailslotServer, name: str, key: str, source: str) ->
         )
     retry = server.new_user_buckets.take(source)
     if retry:
-        raise Refusal(
-            ErrorCode.RATE_LIMITED,
-            f"too many new names from your address; retry in {retry:.0f} seconds",
-            retry_after=round(retry, 3),
-        )
+        raise rate_limited("too many new names from your address", retry, digits=0)

@@ -20,6 +20,16 @@ class Refusal(Exception):
         return error_frame(request_id, self.code, str(self), **self.extra)
 
 
+def rate_limited(why: str, wait: float, digits: int = 1) -> Refusal:
+    """`rate_limited`: why, and in how many seconds to retry (the sentence and the
+    `retry_after` field say the same)."""
+    return Refusal(
+        ErrorCode.RATE_LIMITED,
+        f"{why}; retry in {wait:.{digits}f} seconds",
+        retry_after=round(wait, 3),
+    )
+
+
 def error_frame(request_id: int | None, code: ErrorCode, message: str, **extra: Any) -> bytes:
     errors_sent[code] += 1
     return encode({"id": request_id, "ok": False, "error": code, "message": message, **extra})

@@ -48,7 +48,7 @@ from mailslot.protocol import (
 from mailslot.server import accounts, routing
 from mailslot.server.channel import WRITE_HIGH_WATER, Channel
 from mailslot.server.directory import UserState
-from mailslot.server.refusal import Refusal, error_frame
+from mailslot.server.refusal import Refusal, error_frame, rate_limited
 from mailslot.server.throttle import TokenBucket
 from mailslot.store import Batch, NewMessage, StorageFull, StoreError, StoreUnavailable
 from mailslot.store.batching import ROWS_PER_COMMIT
@@ -340,11 +340,7 @@ class Session:
         if self._bucket is not None and not isinstance(request, Ping | Bye):
             wait = self._bucket.take()
             if wait:
-                raise Refusal(
-                    ErrorCode.RATE_LIMITED,
-                    f"too many requests; retry in {wait:.1f} seconds",
-                    retry_after=round(wait, 3),
-                )
+                raise rate_limited("too many requests", wait)
 
     def _ping(self, request: Ping) -> bytes:
         return encode({"id": request.id, "ok": True, "pong": True})
@@ -468,11 +464,7 @@ class Session:
             me.fanout = TokenBucket(limits.fanout_per_second, limits.fanout_burst)
         wait = me.fanout.take(places)
         if wait:
-            raise Refusal(
-                ErrorCode.RATE_LIMITED,
-                f"you have sent to many recipients in a short time; retry in {wait:.1f} seconds",
-                retry_after=round(wait, 3),
-            )
+            raise rate_limited("you have sent to many recipients in a short time", wait)
 
     def _store_sends(self, sends: _Sends) -> _Pending:
         me = self.user
