@@ -215,7 +215,9 @@ def test_a_port_in_use_is_one_sentence_and_leaves_the_directory_free(tmp_path: P
         taken.listen()
         port = taken.getsockname()[1]
         sentence = refusal(tmp_path / "data", "--port", str(port))
-        assert sentence.startswith(f"cannot listen on 127.0.0.1:{port}: ")
+        assert sentence == (
+            f"cannot listen on 127.0.0.1:{port}: another program already uses that port"
+        )
         config = replace(make_config(tmp_path / "data"), port=port)
         with pytest.raises(StartupError, match=f"cannot listen on 127.0.0.1:{port}"):
             ServerThread(config).start()

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from mailslot import __version__
 from mailslot.protocol import CloseReason, ErrorCode, encode
 from mailslot.server.channel import Channel, TCPChannel, peer_and_source
-from mailslot.server.config import ServerConfig, StartupError
+from mailslot.server.config import ServerConfig, StartupError, listen_failure
 from mailslot.server.datadir import DataDir
 from mailslot.server.directory import Directory, UserState
 from mailslot.server.events import EventFeed
@@ -184,7 +184,8 @@ class MailslotServer:
                 backlog=1024,
             )
         except OSError as error:
-            raise StartupError(f"cannot listen on {self.address}: {error.strerror}") from None
+            why = listen_failure(error)
+            raise StartupError(f"cannot listen on {self.address}: {why}") from None
 
     async def serve_forever(self) -> None:
         await self._stopped.wait()
