@@ -25,7 +25,14 @@ from mailslot.server.operations import Operations
 from mailslot.server.refusal import error_frame
 from mailslot.server.session import Session
 from mailslot.server.throttle import FailureWindow, RepeatLog, SourceBuckets
-from mailslot.store import SQLiteStore, Store, StoreError, UserRecord, is_postgres_url
+from mailslot.store import (
+    SQLiteStore,
+    Store,
+    StoreError,
+    UserRecord,
+    is_postgres_url,
+    redact,
+)
 
 log = logging.getLogger("mailslot.server")
 
@@ -422,10 +429,3 @@ def open_store(config: ServerConfig) -> Store:
             "PostgreSQL needs the asyncpg package: pip install 'mailslot[postgres]'"
         ) from None
     return PostgresStore(config.database, sole_user=True)
-
-
-def redact(url: str) -> str:
-    """A database URL without its password, for logs."""
-    from mailslot.store.postgres import redact as without_password
-
-    return without_password(url)

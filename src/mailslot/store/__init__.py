@@ -1,5 +1,7 @@
 """Persistent state: the username log, credentials and per-user queues."""
 
+import re
+
 from mailslot.store.base import (
     Batch,
     NewMessage,
@@ -19,6 +21,11 @@ def is_postgres_url(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
 
 
+def redact(url: str) -> str:
+    """A database URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
 __all__ = [
     "Batch",
     "NewMessage",
@@ -30,4 +37,5 @@ __all__ = [
     "StoredMessage",
     "UserRecord",
     "is_postgres_url",
+    "redact",
 ]

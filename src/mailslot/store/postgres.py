@@ -46,6 +46,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 
+from mailslot.store import redact
 from mailslot.store.base import (
     Batch,
     CommitStats,
@@ -84,11 +85,6 @@ COMMIT_UNKNOWN = (
     " may or may not have taken effect"
 )
 DISK_FULL = "the database server's disk is full"
-
-
-def redact(dsn: str) -> str:
-    """The DSN without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", dsn)
 
 
 class _JobFailed(Exception):

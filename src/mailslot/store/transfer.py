@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mailslot.store import redact
 from mailslot.store.sqlite import SCHEMA_VERSION, SQLiteStore
 
 if TYPE_CHECKING:
@@ -168,8 +169,6 @@ class SQLiteSide:
 
 class PostgresSide:
     def __init__(self, url: str) -> None:
-        from mailslot.store.postgres import redact
-
         self.url = url
         self.label = redact(url)
 
