@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from mailslot import __version__
 from mailslot.protocol import CloseReason
 from mailslot.server.accounts import Accounts
-from mailslot.server.channel import Channel, TCPChannel, peer_and_source
 from mailslot.server.config import ServerConfig, StartupError, listen_failure
 from mailslot.server.connections import Connections
 from mailslot.server.context import SessionContext
@@ -26,8 +25,8 @@ from mailslot.server.hub.base import Hub
 from mailslot.server.hub.local import LocalHub
 from mailslot.server.metrics import ServerMetrics
 from mailslot.server.operations import Operations
-from mailslot.server.session import Session
 from mailslot.server.throttle import LoginThrottles, RepeatLog
+from mailslot.server.transport import tcp
 from mailslot.store import SQLiteStore, Store, StoreError, is_postgres_url, redact
 
 log = logging.getLogger("mailslot.server")
@@ -111,7 +110,6 @@ class MailslotServer:
         self.started_at = datetime.now(UTC)
         self.port = config.port
         self._listener: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._tls: ssl.SSLContext | None = None
@@ -193,15 +191,9 @@ class MailslotServer:
             raise StartupError(str(error)) from None
 
     async def _listen(self) -> asyncio.Server:
-        # TLS is started per connection rather than by the listener, so that a failed
-        # handshake is seen (and logged) instead of vanishing inside asyncio.
         try:
-            return await asyncio.start_server(
-                self._accept,
-                self.config.host,
-                self.config.port,
-                limit=self.config.limits.max_frame,
-                backlog=1024,
+            return await tcp.listen(
+                self.context, self.config.host, self.config.port, self._tls, self.handshake_log
             )
         except OSError as error:
             why = listen_failure(error)
@@ -217,11 +209,7 @@ class MailslotServer:
             self._listener.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        self.sessions.close_all(CloseReason.SHUTDOWN)
-        if self._tasks:
-            _, unfinished = await asyncio.wait(self._tasks, timeout=5)
-            for task in unfinished:
-                task.cancel()
+        await self.sessions.close_all(CloseReason.SHUTDOWN, grace=5.0)
         # After the sessions: the HTTP side waits for its WebSocket handlers to end.
         await self.operations.stop()
         await self.hub.stop()
@@ -233,49 +221,9 @@ class MailslotServer:
 
     # -- connections ---------------------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer, source = peer_and_source(writer.get_extra_info("peername"))
-        refusal = self.admit(peer, source)
-        if refusal is not None:
-            if self._tls is None:  # a TLS client could not read a plain-text error
-                writer.write(refusal)
-            writer.close()
-            return
-        if self._tls is not None and not await self._handshake(writer, peer, source):
-            self.sessions.left_anonymous(source)
-            return
-        await self.serve(TCPChannel(reader, writer, self.config.limits.max_frame), peer, source)
-
     def admit(self, peer: str, source: str) -> bytes | None:
         """None if a new connection may go on, or the error frame that refuses it."""
         return self.sessions.admit(peer, source)
-
-    async def serve(self, channel: Channel, peer: str, source: str) -> None:
-        """Run a session on an admitted connection until it ends, whatever its transport."""
-        session = Session(self.context, channel, peer, source)
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self.sessions.opened(session)
-        try:
-            await session.run()
-        finally:
-            self._tasks.discard(task)
-
-    async def _handshake(self, writer: asyncio.StreamWriter, peer: str, source: str) -> bool:
-        assert self._tls is not None
-        try:
-            await writer.start_tls(
-                self._tls, ssl_handshake_timeout=self.config.limits.login_timeout
-            )
-        except (ssl.SSLError, OSError, TimeoutError) as error:
-            reason = getattr(error, "reason", None) or error.__class__.__name__
-            self.handshake_log.refused(
-                source, str(reason), f"TLS handshake with {peer} failed: {reason}"
-            )
-            writer.transport.abort()
-            return False
-        return True
 
     @property
     def delivered(self) -> int:

@@ -1,14 +1,24 @@
-"""One client connection: its own task, its login, and its requests in order.
+"""One client connection's session core: frames in, replies and pushes out, no I/O.
 
-Requests are handled in arrival order. A request that needs the store hands
-its job over at once and its reply is written when the job's commit is done,
-so a client that pipelines many sends gets them committed together.
+A transport (server/transport/tcp.py for TCP and TLS, server/ws.py for WebSocket)
+feeds the core the complete frames of each arrival and writes what the core hands to
+its `Output`. The core answers in the callback that brought the frames: a send, a
+check, an ack or a ping never waits and never needs a task. Store jobs go to the
+store at once; their replies are written when their futures complete, always in
+request order (a reply waiting for a commit holds back the replies after it), so a
+client that pipelines many sends gets them committed together.
 
-Everything queued for a client is bounded (B8, B13): replies are produced only
-while the client reads them (the session stops reading requests while its
-output is above a high-water mark), a `check` reply holds at most a fixed
-number of bytes, and pushes, which cannot wait, drop a client whose output
-exceeds the bound (`slow_consumer`).
+The few requests that must wait for something other than the store (a login: the
+password hash runs in a thread, the hub may look further; `passwd`; a send to a name
+this node has not seen yet) run as a task, and the core takes no further request of
+that connection until it is done: order is part of the protocol.
+
+Everything queued for a client is bounded (B8, B13): the core stops taking requests
+(and the transport stops reading) while the output is above a high-water mark or
+REPLIES_BEFORE_DRAIN replies are unwritten, and after a `check` or `users` until its
+reply is written; a client that reads nothing for `write_timeout` seconds meanwhile
+is dropped. A `check` reply holds at most a fixed number of bytes, and pushes, which
+cannot wait, drop a client whose output exceeds the bound (`slow_consumer`).
 """
 
 from __future__ import annotations
@@ -16,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 import msgspec
 
@@ -46,7 +57,6 @@ from mailslot.protocol import (
     now_micros,
 )
 from mailslot.server import routing
-from mailslot.server.channel import WRITE_HIGH_WATER, Channel
 from mailslot.server.context import SessionContext
 from mailslot.server.directory import UserState
 from mailslot.server.refusal import Refusal, error_frame, rate_limited
@@ -59,32 +69,58 @@ log = logging.getLogger("mailslot.server")
 MAX_MALFORMED_IN_A_ROW = 10
 REPLIES_BEFORE_DRAIN = 32
 CHECK_REPLY_BYTES = 256 * 1024  # a check reply stops adding messages past this size
+WRITE_HIGH_WATER = 64 * 1024  # above this, the session stops taking requests
 
 _encode_raw = msgspec.json.Encoder().encode
 
 
-class _Pending:
-    """A reply that waits for the store: the job's future, how to turn its result into
-    the reply frames, and which requests to answer with an error if the store fails."""
+class Output(Protocol):
+    """What a session core needs from its transport."""
 
-    __slots__ = ("finish", "future", "request_ids")
+    def write(self, data: bytes) -> None:
+        """Queue one or more newline-terminated frames."""
+        ...
 
-    def __init__(
-        self,
-        request_ids: list[int | None],
-        future: Awaitable[Any],
-        finish: Callable[[Any], bytes],
-    ) -> None:
+    def buffered(self) -> int:
+        """Bytes queued and not yet taken by the peer."""
+        ...
+
+    def closing(self) -> bool: ...
+
+    def close(self) -> None:
+        """Close once what is queued has been sent."""
+        ...
+
+    def abort(self) -> None:
+        """Close now, dropping what is queued."""
+        ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def notify_writable(self) -> None:
+        """Call the session's `writable()` once the peer has taken most of what was
+        queued (at once if it already has)."""
+        ...
+
+
+class _Slot:
+    """One place in the reply order: its bytes once known, and the requests it
+    answers (to refuse them all if the store fails)."""
+
+    __slots__ = ("data", "request_ids")
+
+    def __init__(self, request_ids: list[int | None], data: bytes | None = None) -> None:
         self.request_ids = request_ids
-        self.future = future
-        self.finish = finish
+        self.data = data
 
-    def failed(self, error: Exception) -> bytes:
+    def fail(self, error: BaseException) -> None:
         code, sentence = _store_failure(error)
-        return b"".join(error_frame(i, code, sentence) for i in self.request_ids)
+        self.data = b"".join(error_frame(i, code, sentence) for i in self.request_ids)
 
 
-def _store_failure(error: Exception) -> tuple[ErrorCode, str]:
+def _store_failure(error: BaseException) -> tuple[ErrorCode, str]:
     if isinstance(error, StorageFull):
         return ErrorCode.STORAGE_FULL, (
             "the server's disk is full; nothing was stored (checking and acknowledging "
@@ -102,7 +138,7 @@ class _CatchUp(Exception):
 
 
 class _Sends:
-    """Consecutive sends of one read, handed to the store as one job. They arrived
+    """Consecutive sends taken together, handed to the store as one job. They arrived
     together, so they share one reception time."""
 
     __slots__ = ("at", "messages", "recipients", "request_ids", "rows")
@@ -122,10 +158,10 @@ class _Sends:
 
 
 class Session:
-    def __init__(self, context: SessionContext, channel: Channel, peer: str, source: str) -> None:
+    def __init__(self, context: SessionContext, output: Output, peer: str, source: str) -> None:
         self.context = context
         self.hub = context.hub
-        self.channel = channel
+        self.output = output
         self.peer = peer
         self.source = source
         self.user: UserState | None = None
@@ -140,10 +176,23 @@ class Session:
             else None
         )
         self._malformed_in_a_row = 0
+        self._inbox: deque[bytes] = deque()  # frames received and not taken yet
+        self._slots: deque[_Slot] = deque()  # replies not written yet, in request order
+        self._task: asyncio.Task[None] | None = None  # the request being awaited
+        self._held = False  # until every reply is written (after a check, or too many)
+        self._write_timer: asyncio.TimerHandle | None = None  # waiting for the peer to read
+        self._reading = True
+        self._eof = False
+        self._too_large: FrameTooLarge | None = None
+        self._close_when_written = False
+        self._lost = False
+        self._finished = False
 
-    # -- the connection's task -------------------------------------------------
+    # -- what the transport calls ------------------------------------------------
 
-    async def run(self) -> None:
+    def start(self) -> None:
+        """The connection is admitted: count it and greet the client."""
+        self.context.connections.opened(self)
         limits = self._limits
         self.push(
             encode(
@@ -161,110 +210,323 @@ class Session:
                 }
             )
         )
-        try:
-            while self.close_reason is None:
-                too_large: FrameTooLarge | None = None
-                try:
-                    lines = await self.channel.read()
-                except FrameTooLarge as error:
-                    lines, too_large = error.frames, error
-                if lines is None:
-                    self.close_reason = self.close_reason or "closed by client"
-                    break
-                await self._answer(lines)
-                if too_large is not None and self.close_reason is None:
-                    limit = too_large.limit
-                    self.write(error_frame(None, ErrorCode.TOO_LARGE, str(too_large), max=limit))
-                    self.close(CloseReason.TOO_LARGE)
-                    break
-                await self._drain()
-        except (ConnectionError, OSError) as error:
-            self.close_reason = self.close_reason or f"connection lost ({error.__class__.__name__})"
-        finally:
-            if self.user is not None:
-                self.hub.logged_out(self.user, self)
-            self.context.connections.closed(self)
-            if not self.channel.closing():
-                self.channel.close()
 
-    async def _answer(self, lines: list[bytes]) -> None:
-        if not lines:
+    def receive(self, frames: list[bytes]) -> None:
+        """The complete frames of one arrival."""
+        if frames and self.close_reason is None:
+            self.last_activity = time.monotonic()  # idle time counts whole frames only
+            self._inbox.extend(frames)
+            self._advance()
+
+    def frame_too_large(self, error: FrameTooLarge) -> None:
+        """A frame over the bound: the frames before it are answered, then the client
+        is told and the connection closed. The transport feeds nothing more."""
+        self._too_large = error
+        self._inbox.extend(error.frames)
+        self._advance()
+
+    def eof(self) -> None:
+        """The client will send nothing more; what it sent is still answered."""
+        self._eof = True
+        self._advance()
+
+    def lost(self, error: BaseException | None) -> None:
+        """The connection is gone (closed by either side, or broken)."""
+        if self.close_reason is None:
+            self.close_reason = (
+                f"connection lost ({error.__class__.__name__})"
+                if error is not None
+                else "closed by client"
+            )
+        self._lost = True
+        self._inbox.clear()
+        self._stop_write_timer()
+        if self._task is None:
+            self._finish()
+
+    def writable(self) -> None:
+        """The peer has read most of what was queued (see Output.notify_writable)."""
+        if self._write_timer is not None:
+            self._stop_write_timer()
+            self._advance()
+
+    # -- output ----------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if data and not self.output.closing():
+            self.output.write(data)
+
+    def push(self, frame: bytes) -> None:
+        """An event for this client; a client that lets events pile up is dropped (B8)."""
+        output = self.output
+        if output.closing():
             return
-        self.last_activity = time.monotonic()  # idle time counts whole frames only
-        replies: list[bytes | _Pending] = []
-        received_at = now_micros()
-        sends = _Sends(received_at)  # consecutive sends: stored together, before later replies
-        for line in lines:
-            if self.close_reason is not None:
-                break
-            request = decode_request(line)
-            refused: bytes | None = None
-            if isinstance(request, Send):
-                prepared = self._take_send(request, received_at)
-                if prepared is None:
-                    await self.hub.catch_up()
-                    prepared = self._take_send(request, received_at, caught_up=True)
-                    assert prepared is not None
-                if not isinstance(prepared, bytes):
-                    recipients, message = prepared
-                    # one job at most what the store commits at once, so that one
-                    # sender's pipelined burst cannot hog a commit
-                    if sends.messages and sends.rows + len(recipients) > ROWS_PER_COMMIT:
-                        replies.append(self._store_sends(sends))
-                        sends = _Sends(received_at)
-                    sends.add(request.id, recipients, message)
-                    continue
-                refused = prepared
-            if sends.messages:
-                replies.append(self._store_sends(sends))
-                sends = _Sends(received_at)
-            if refused is not None:
-                replies.append(refused)
-                continue
-            if isinstance(request, BadFrame):
-                self._malformed_in_a_row += 1
-                replies.append(error_frame(request.id, request.code, request.message))
-                if self._malformed_in_a_row >= MAX_MALFORMED_IN_A_ROW:
-                    await self._flush(replies)
-                    self.close(CloseReason.MALFORMED)
-                    return
-                continue
-            self._malformed_in_a_row = 0
-            replies.append(await self._handle(request))
-            if isinstance(request, Bye):
-                break
-            if isinstance(request, Check | Users) or len(replies) >= REPLIES_BEFORE_DRAIN:
-                # A few bytes of request can ask for a large reply: write what is due and
-                # wait for the client to read it before going on, so a client that never
-                # reads cannot pile up replies in server memory.
-                await self._flush(replies)
-                replies = []
-                await self._drain()
-        if sends.messages:
-            replies.append(self._store_sends(sends))
-        await self._flush(replies)
-        if self.close_reason == "bye":
-            self.close()
+        if output.buffered() + len(frame) > self._limits.max_output_buffer:
+            self._drop_slow_consumer()
+            return
+        output.write(frame)
 
-    async def _handle(self, request: Request) -> bytes | _Pending:
-        """The reply to one request (not a send); never raises."""
+    def close(self, reason: str | None = None) -> None:
+        if reason is not None:
+            self.close_reason = reason
+            self.write(encode({"event": "closing", "reason": reason}))
+        self._inbox.clear()
+        if not self.output.closing():
+            self.output.close()
+
+    def abort(self) -> None:
+        self.output.abort()
+
+    def _drop_slow_consumer(self) -> None:
+        self.close_reason = CloseReason.SLOW_CONSUMER
+        self._inbox.clear()
+        self.context.metrics.slow_consumer_drops += 1
+        self.context.slow_consumer_log.refused(
+            self.source,
+            "slow_consumer",
+            f"dropping {self.peer}: it left over {self._limits.max_output_buffer} bytes unread",
+        )
+        self.output.abort()
+
+    # -- the order of things -------------------------------------------------------
+
+    def _advance(self) -> None:
+        """Write what replies are due, take what requests may be taken now, and decide
+        whether to read on; called whenever something may have changed."""
+        self._write_due()
+        while self._inbox and self._may_take():
+            self._take_requests()
+            self._write_due()
+        if self._lost:
+            return
+        if self._task is None and not self._inbox and self.close_reason is None:
+            if self._too_large is not None:
+                error = self._too_large
+                frame = error_frame(None, ErrorCode.TOO_LARGE, str(error), max=error.limit)
+                self._slot([], frame)
+                self._end(CloseReason.TOO_LARGE)
+                self._write_due()
+            elif self._eof:
+                self.close_reason = "closed by client"
+                self._close_when_written = True
+                self._write_due()
+        reading = not self._inbox and self._write_timer is None
+        if reading != self._reading:
+            self._reading = reading
+            if reading:
+                self.output.resume_reading()
+            else:
+                self.output.pause_reading()
+
+    def _may_take(self) -> bool:
+        return (
+            self.close_reason is None
+            and self._task is None
+            and not self._held
+            and self._write_timer is None
+        )
+
+    def _take_requests(self) -> None:
+        inbox = self._inbox
+        sends: _Sends | None = None
+        while inbox and self._may_take():
+            if self.output.buffered() > WRITE_HIGH_WATER:
+                self._wait_writable()
+                break
+            request = decode_request(inbox.popleft())
+            if type(request) is not Send:
+                if sends is not None:
+                    sends = self._store_sends(sends)
+                self._take(request)
+                continue
+            if sends is None:
+                sends = _Sends(now_micros())
+            prepared = self._take_send(request, sends.at)
+            if prepared is None:  # the hub must look for new users first
+                sends = self._store_sends(sends)
+                self._run(self._send_caught_up(request, sends.at, self._slot([request.id])))
+            elif isinstance(prepared, bytes):
+                sends = self._store_sends(sends)
+                self._slot([request.id], prepared)
+            else:
+                recipients, message = prepared
+                # one job at most what the store commits at once, so that one
+                # sender's pipelined burst cannot hog a commit
+                if sends.messages and sends.rows + len(recipients) > ROWS_PER_COMMIT:
+                    sends = self._store_sends(sends)
+                sends.add(request.id, recipients, message)
+        if sends is not None:
+            self._store_sends(sends)
+
+    def _take(self, request: Request | BadFrame) -> None:
+        """Answer one request that is not a send (or put its answer in the order)."""
+        if isinstance(request, BadFrame):
+            self._malformed_in_a_row += 1
+            self._slot([request.id], error_frame(request.id, request.code, request.message))
+            if self._malformed_in_a_row >= MAX_MALFORMED_IN_A_ROW:
+                self._end(CloseReason.MALFORMED)
+            return
+        self._malformed_in_a_row = 0
+        if isinstance(request, Login | Passwd):
+            try:
+                self._admit(request)
+            except Refusal as refusal:
+                self._slot([request.id], refusal.frame(request.id))
+                return
+            self._run(self._answer_later(request, self._slot([request.id])))
+            return
+        self._handle(request)
+        if isinstance(request, Bye):
+            self._inbox.clear()
+            self._close_when_written = True
+        elif isinstance(request, Check | Users) or len(self._slots) >= REPLIES_BEFORE_DRAIN:
+            # A few bytes of request can ask for a large reply: take nothing more until
+            # the client has read what is due, so that a client that never reads cannot
+            # pile up replies in server memory.
+            self._held = True
+
+    def _slot(self, request_ids: list[int | None], data: bytes | None = None) -> _Slot:
+        slot = _Slot(request_ids, data)
+        self._slots.append(slot)
+        return slot
+
+    def _write_due(self) -> None:
+        """Write the replies whose turn has come, in one write."""
+        slots = self._slots
+        if slots and slots[0].data is not None:
+            first = slots.popleft().data
+            assert first is not None
+            if slots and slots[0].data is not None:
+                due = [first]
+                while slots and slots[0].data is not None:
+                    data = slots.popleft().data
+                    assert data is not None
+                    due.append(data)
+                first = b"".join(due)
+            self.write(first)
+        if slots:
+            return
+        if self._close_when_written:
+            self._close_when_written = False
+            self.close()
+        elif self._held:
+            self._held = False
+            if self.output.buffered() > WRITE_HIGH_WATER:
+                self._wait_writable()
+
+    def _end(self, reason: CloseReason) -> None:
+        """Close, with the closing event, once the replies before it are written."""
+        self.close_reason = reason
+        self._inbox.clear()
+        self._slot([], encode({"event": "closing", "reason": reason}))
+        self._close_when_written = True
+
+    def _wait_writable(self) -> None:
+        """Take nothing more until the client reads; drop it as a slow consumer if it
+        reads nothing for `write_timeout` seconds."""
+        self._write_timer = asyncio.get_running_loop().call_later(
+            self._limits.write_timeout, self._write_timed_out
+        )
+        self.output.notify_writable()
+
+    def _write_timed_out(self) -> None:
+        self._write_timer = None
+        self._drop_slow_consumer()
+
+    def _stop_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _run(self, job: Coroutine[Any, Any, None]) -> None:
+        """Await something for one request; later requests wait until it is done."""
+        self._task = asyncio.get_running_loop().create_task(job)
+
+    def _job_done(self) -> None:
+        self._task = None
+        if self._lost:
+            self._write_due()
+            self._finish()
+        else:
+            self._advance()
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self.user is not None:
+            self.hub.logged_out(self.user, self)
+        self.context.connections.closed(self)
+
+    def _await(
+        self, slot: _Slot, future: asyncio.Future[Any], finish: Callable[[Any], bytes]
+    ) -> None:
+        """Fill the slot from the store's future once it completes."""
+
+        def done(future: asyncio.Future[Any]) -> None:
+            try:
+                slot.data = finish(future.result())
+            except (Exception, asyncio.CancelledError) as error:
+                log.error("store failure for %s: %s", self.peer, error)
+                slot.fail(error)
+            self._advance()
+
+        future.add_done_callback(done)
+
+    # -- requests that wait ----------------------------------------------------------
+
+    async def _answer_later(self, request: Login | Passwd, slot: _Slot) -> None:
+        try:
+            if isinstance(request, Login):
+                slot.data = await self._login(request)
+            else:
+                slot.data = await self._passwd(request)
+        except Exception as error:
+            slot.data = self._failure(request, error)
+        finally:
+            self._job_done()
+
+    async def _send_caught_up(self, request: Send, received_at: int, slot: _Slot) -> None:
+        try:
+            await self.hub.catch_up()
+            prepared = self._take_send(request, received_at, caught_up=True)
+            assert prepared is not None
+            if isinstance(prepared, bytes):
+                slot.data = prepared
+            else:
+                sends = _Sends(received_at)
+                sends.add(request.id, *prepared)
+                self._store_sends(sends, slot)
+        except Exception as error:
+            slot.data = self._failure(request, error)
+        finally:
+            self._job_done()
+
+    # -- requests ----------------------------------------------------------------
+
+    def _handle(self, request: Request) -> None:
+        """Answer a request that needs no waiting but maybe the store's; never raises."""
         try:
             self._admit(request)
-            if isinstance(request, Login):
-                return await self._login(request)
-            if isinstance(request, Passwd):
-                return await self._passwd(request)
-            return _HANDLERS[type(request)](self, request)
-        except Refusal as refusal:
-            return refusal.frame(request.id)
-        except StoreError as error:
+            reply = _HANDLERS[type(request)](self, request)
+        except Exception as error:
+            reply = self._failure(request, error)
+        if isinstance(reply, bytes):
+            self._slot([request.id], reply)
+
+    def _failure(self, request: Request, error: Exception) -> bytes:
+        """The reply to a request that raised."""
+        if isinstance(error, Refusal):
+            return error.frame(request.id)
+        if isinstance(error, StoreError):
             log.error("store failure for %s: %s", self.peer, error)
             code, sentence = _store_failure(error)
             return error_frame(request.id, code, sentence)
-        except Exception:
-            log.exception("failed to handle %s from %s", type(request).__name__, self.peer)
-            message = "the server failed on this request; nothing was changed"
-            return error_frame(request.id, ErrorCode.INTERNAL, message)
+        log.exception(
+            "failed to handle %s from %s", type(request).__name__, self.peer, exc_info=error
+        )
+        message = "the server failed on this request; nothing was changed"
+        return error_frame(request.id, ErrorCode.INTERNAL, message)
 
     def _take_send(
         self, request: Send, received_at: int, caught_up: bool = False
@@ -283,65 +545,6 @@ class Session:
         except Exception:
             log.exception("failed to handle a send from %s", self.peer)
             return error_frame(request.id, ErrorCode.INTERNAL, "the server failed on this send")
-
-    async def _flush(self, replies: list[bytes | _Pending]) -> None:
-        """Write the replies in request order, each store-bound one once its commit is done."""
-        ready: list[bytes] = []
-        for reply in replies:
-            if isinstance(reply, bytes):
-                ready.append(reply)
-                continue
-            try:
-                result = await reply.future
-                ready.append(reply.finish(result))
-            except Exception as error:
-                log.error("store failure for %s: %s", self.peer, error)
-                ready.append(reply.failed(error))
-        self.write(b"".join(ready))
-
-    async def _drain(self) -> None:
-        """Wait until the client has read most of what it was sent; drop it as a slow
-        consumer when it reads nothing for `write_timeout` seconds."""
-        if self.channel.buffered() <= WRITE_HIGH_WATER:
-            return
-        try:
-            await asyncio.wait_for(self.channel.drain(), self._limits.write_timeout)
-        except TimeoutError:
-            self._drop_slow_consumer()
-
-    # -- output ----------------------------------------------------------------
-
-    def write(self, data: bytes) -> None:
-        if data and not self.channel.closing():
-            self.channel.write(data)
-
-    def push(self, frame: bytes) -> None:
-        """An event for this client; a client that lets events pile up is dropped (B8)."""
-        if self.channel.closing():
-            return
-        if self.channel.buffered() + len(frame) > self._limits.max_output_buffer:
-            self._drop_slow_consumer()
-            return
-        self.channel.write(frame)
-
-    def _drop_slow_consumer(self) -> None:
-        self.close_reason = CloseReason.SLOW_CONSUMER
-        self.context.metrics.slow_consumer_drops += 1
-        self.context.slow_consumer_log.refused(
-            self.source,
-            "slow_consumer",
-            f"dropping {self.peer}: it left over {self._limits.max_output_buffer} bytes unread",
-        )
-        self.channel.abort()
-
-    def close(self, reason: str | None = None) -> None:
-        if reason is not None:
-            self.close_reason = reason
-            self.write(encode({"event": "closing", "reason": reason}))
-        if not self.channel.closing():
-            self.channel.close()
-
-    # -- requests ----------------------------------------------------------------
 
     def _admit(self, request: Request) -> None:
         if self._bucket is not None and not isinstance(request, Ping | Bye):
@@ -480,43 +683,55 @@ class Session:
         if wait:
             raise rate_limited("you have sent to many recipients in a short time", wait)
 
-    def _store_sends(self, sends: _Sends) -> _Pending:
+    def _store_sends(self, sends: _Sends, slot: _Slot | None = None) -> _Sends:
+        """Hand the sends taken so far to the store (their replies take the next place
+        in the order, or `slot`); the group to collect further sends in."""
+        if not sends.messages:
+            return sends
+        if slot is None:
+            slot = self._slot(sends.request_ids)
         me = self.user
         assert me is not None
         hub, events = self.hub, self.context.events
 
-        def committed(future: asyncio.Future[list[int]]) -> None:
-            # New mail is announced when it is in the queues, before the sender hears
-            # back, whichever connection or node the recipients are on.
-            if future.cancelled() or future.exception() is not None:
-                return
-            for recipients in sends.recipients:
-                hub.delivered(recipients)
-                if events.watched:
-                    events.publish("enqueued", user=me.name, count=len(recipients))
-
-        def stored(message_ids: list[int]) -> bytes:
-            at = format_time(sends.at)
-            return b"".join(
-                encode(
-                    {
-                        "id": request_id,
-                        "ok": True,
-                        "msg": message_id,
-                        "at": at,
-                        "recipients": len(recipients),
-                    }
+        def stored(future: asyncio.Future[list[int]]) -> None:
+            try:
+                message_ids = future.result()
+            except (Exception, asyncio.CancelledError) as error:
+                log.error("store failure for %s: %s", self.peer, error)
+                slot.fail(error)
+            else:
+                # New mail is announced when it is in the queues, before the sender
+                # hears back, whichever connection or node the recipients are on.
+                for recipients in sends.recipients:
+                    hub.delivered(recipients)
+                    if events.watched:
+                        events.publish("enqueued", user=me.name, count=len(recipients))
+                at = format_time(sends.at)
+                slot.data = b"".join(
+                    encode(
+                        {
+                            "id": request_id,
+                            "ok": True,
+                            "msg": message_id,
+                            "at": at,
+                            "recipients": len(recipients),
+                        }
+                    )
+                    for request_id, recipients, message_id in zip(
+                        sends.request_ids, sends.recipients, message_ids, strict=True
+                    )
                 )
-                for request_id, recipients, message_id in zip(
-                    sends.request_ids, sends.recipients, message_ids, strict=True
-                )
-            )
+            self._advance()
 
-        future = self.context.store.enqueue(sends.messages)
-        future.add_done_callback(committed)
-        return _Pending(sends.request_ids, future, stored)
+        try:
+            self.context.store.enqueue(sends.messages).add_done_callback(stored)
+        except Exception as error:
+            log.error("store failure for %s: %s", self.peer, error)
+            slot.fail(error)
+        return _Sends(sends.at)
 
-    def _check(self, request: Check) -> _Pending:
+    def _check(self, request: Check) -> None:
         me = self._me()
         limit = self._limits.max_batch
         if request.limit is not None:
@@ -543,9 +758,9 @@ class Session:
             )
 
         future = self.context.store.fetch(me.record.id, limit, request.after)
-        return _Pending([request.id], future, fetched)
+        self._await(self._slot([request.id]), asyncio.ensure_future(future), fetched)
 
-    def _ack(self, request: Ack) -> _Pending:
+    def _ack(self, request: Ack) -> None:
         me = self._me()
 
         def deleted(count: int) -> bytes:
@@ -553,10 +768,11 @@ class Session:
             return encode({"id": request.id, "ok": True, "deleted": count, "waiting": me.waiting})
 
         ids = list(dict.fromkeys(request.ids))
-        return _Pending([request.id], self.context.store.ack(me.record.id, ids), deleted)
+        future = self.context.store.ack(me.record.id, ids)
+        self._await(self._slot([request.id]), asyncio.ensure_future(future), deleted)
 
 
-_HANDLERS: dict[type, Callable[[Session, Any], bytes | _Pending]] = {
+_HANDLERS: dict[type, Callable[[Session, Any], bytes | None]] = {
     Check: Session._check,
     Ack: Session._ack,
     Users: Session._users,

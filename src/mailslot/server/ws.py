@@ -1,5 +1,5 @@
 """Mailslot over WebSocket (`GET /ws` on the HTTP side port): one protocol frame per text
-message, carried to the very same Session as TCP connections, with the same admission,
+message, carried to the very same session core as TCP connections, with the same admission,
 limits and back-pressure. Browsers' cross-site requests are refused by their Origin.
 """
 
@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from mailslot.protocol import FrameTooLarge
-from mailslot.server.channel import peer_and_source
+from mailslot.server.session import Session
+from mailslot.server.transport import peer_and_source
 
 if TYPE_CHECKING:
     from mailslot.server.core import MailslotServer
@@ -24,31 +25,46 @@ DRAINED = 16 * 1024  # a slow reader has caught up when this little waits for it
 DRAIN_POLL = 0.01  # seconds between looks while a slow reader catches up
 
 
-class WebSocketChannel:
-    """A session's channel over one WebSocket. Frames go straight to the socket as
-    WebSocket text frames, written synchronously like TCP writes (pushes come from other
-    sessions): no queue and no writer task per connection, so an idle browser costs
-    little more than an idle TCP client."""
+class WebSocketTransport:
+    """A session's output over one WebSocket (see session.Output), and the loop that
+    reads its messages. Frames go straight to the socket as WebSocket text frames,
+    written synchronously like TCP writes (pushes come from other sessions): no queue
+    and no writer task per connection, so an idle browser costs little more than an
+    idle TCP client."""
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request, max_frame: int) -> None:
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         assert request.transport is not None
         self._ws = ws
         self._transport = request.transport
-        self._max_frame = max_frame
         self._closing = False
         self._closer: asyncio.Task[bool] | None = None
+        self._readable = asyncio.Event()
+        self._readable.set()
+        self.session: Session | None = None
 
-    async def read(self) -> list[bytes] | None:
-        message = await self._ws.receive()
-        if message.type == WSMsgType.TEXT:
-            data = message.data.encode()
-        elif message.type == WSMsgType.BINARY:
-            data = message.data  # decoded like a text frame: invalid UTF-8 is malformed
-        else:  # close, error
-            return None
-        if len(data) >= self._max_frame:
-            raise FrameTooLarge(self._max_frame)
-        return [data] if data.strip() else []
+    async def run(self, session: Session, max_frame: int) -> None:
+        """Feed the session each message until the WebSocket ends."""
+        self.session = session
+        session.start()
+        error: BaseException | None = None
+        try:
+            while True:
+                await self._readable.wait()
+                message = await self._ws.receive()
+                if message.type == WSMsgType.TEXT:
+                    data = message.data.encode()
+                elif message.type == WSMsgType.BINARY:
+                    data = message.data  # decoded like a text frame: invalid UTF-8 is malformed
+                else:  # close, closing, error
+                    break
+                if len(data) >= max_frame:
+                    session.frame_too_large(FrameTooLarge(max_frame))
+                elif data.strip():
+                    session.receive([data])
+        except (ConnectionError, OSError) as lost:
+            error = lost
+        finally:
+            session.lost(error)
 
     def write(self, data: bytes) -> None:
         if self.closing():
@@ -60,21 +76,33 @@ class WebSocketChannel:
     def buffered(self) -> int:
         return self._transport.get_write_buffer_size()
 
-    async def drain(self) -> None:
-        while self.buffered() > DRAINED and not self._transport.is_closing():
-            await asyncio.sleep(DRAIN_POLL)
-
     def closing(self) -> bool:
         return self._closing or self._ws.closed or self._transport.is_closing()
 
     def close(self) -> None:
         if not self._closing:
             self._closing = True
+            self._readable.set()
             self._closer = asyncio.create_task(self._ws.close(), name="mailslot-ws-close")
 
     def abort(self) -> None:
         self._closing = True
+        self._readable.set()
         self._transport.abort()
+
+    def pause_reading(self) -> None:
+        self._readable.clear()
+
+    def resume_reading(self) -> None:
+        self._readable.set()
+
+    def notify_writable(self) -> None:
+        # aiohttp keeps the transport's flow control to itself: look now and then
+        if self.buffered() <= DRAINED or self._transport.is_closing():
+            if self.session is not None:
+                self.session.writable()
+            return
+        asyncio.get_running_loop().call_later(DRAIN_POLL, self.notify_writable)
 
     async def finish(self) -> None:
         """Wait (a bounded time) for the closing handshake."""
@@ -130,11 +158,11 @@ async def websocket(request: web.Request, server: MailslotServer) -> web.StreamR
         await ws.send_str(refusal.decode().rstrip("\n"))
         await ws.close()
         return ws
-    channel = WebSocketChannel(ws, request, limits.max_frame)
+    transport = WebSocketTransport(ws, request)
     try:
-        await server.serve(channel, peer, source)
+        await transport.run(Session(server.context, transport, peer, source), limits.max_frame)
     finally:
-        await channel.finish()
+        await transport.finish()
     return ws
 
 
