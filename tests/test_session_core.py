@@ -296,7 +296,9 @@ def test_end_of_input_answers_what_came_before_it(tmp_path: Path) -> None:
         async with node(tmp_path) as n:
             await n.logged_in("bob")
             alice, sink = await n.logged_in("alice")
-            alice.receive([frame({"id": 2, "op": "send", "mode": "one", "to": ["bob"], "text": "hi"})])
+            alice.receive(
+                [frame({"id": 2, "op": "send", "mode": "one", "to": ["bob"], "text": "hi"})]
+            )
             alice.eof()
             assert not sink.closed
             await until(lambda: sink.closed)
@@ -328,7 +330,7 @@ def test_requests_after_a_login_wait_for_it(tmp_path: Path) -> None:
 def test_a_lost_connection_logs_out_once_even_during_a_login(tmp_path: Path) -> None:
     async def main() -> None:
         async with node(tmp_path) as n:
-            watcher, watched = await n.logged_in("watcher")
+            _, watched = await n.logged_in("watcher")
             session, _ = n.connect()
             session.receive([frame({"id": 1, "op": "login", "user": "dave"})])
             session.lost(ConnectionResetError())

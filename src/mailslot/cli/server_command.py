@@ -26,6 +26,7 @@ from mailslot.server.config import (
     startup_failure,
 )
 from mailslot.server.logs import setup_logging
+from mailslot.server.transport import loop as event_loop
 
 log = logging.getLogger("mailslot.server")
 
@@ -114,7 +115,7 @@ def run_server(args: argparse.Namespace) -> int:
 
             return run_dashboard(config)
         print(f"No dashboard: {why_not}. Running headless.", file=sys.stderr)
-    return asyncio.run(serve_headless(config, args))
+    return event_loop.run(serve_headless(config, args))
 
 
 async def serve_headless(config: ServerConfig, args: argparse.Namespace | None = None) -> int:

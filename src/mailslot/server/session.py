@@ -327,34 +327,41 @@ class Session:
         )
 
     def _take_requests(self) -> None:
+        if self.output.buffered() > WRITE_HIGH_WATER:
+            self._wait_writable()
+            return
+        # Nothing below writes to this client: one look at its output does for the lot.
         inbox = self._inbox
+        received_at = 0
         sends: _Sends | None = None
         while inbox and self._may_take():
-            if self.output.buffered() > WRITE_HIGH_WATER:
-                self._wait_writable()
-                break
             request = decode_request(inbox.popleft())
             if type(request) is not Send:
                 if sends is not None:
-                    sends = self._store_sends(sends)
+                    self._store_sends(sends)
+                    sends = None
                 self._take(request)
                 continue
-            if sends is None:
-                sends = _Sends(now_micros())
-            prepared = self._take_send(request, sends.at)
-            if prepared is None:  # the hub must look for new users first
-                sends = self._store_sends(sends)
-                self._run(self._send_caught_up(request, sends.at, self._slot([request.id])))
-            elif isinstance(prepared, bytes):
-                sends = self._store_sends(sends)
-                self._slot([request.id], prepared)
-            else:
+            received_at = received_at or now_micros()
+            prepared = self._take_send(request, received_at)
+            if isinstance(prepared, tuple):
                 recipients, message = prepared
-                # one job at most what the store commits at once, so that one
-                # sender's pipelined burst cannot hog a commit
-                if sends.messages and sends.rows + len(recipients) > ROWS_PER_COMMIT:
-                    sends = self._store_sends(sends)
+                if sends is None:
+                    sends = _Sends(received_at)
+                elif sends.rows + len(recipients) > ROWS_PER_COMMIT:
+                    # one job at most what the store commits at once, so that one
+                    # sender's pipelined burst cannot hog a commit
+                    self._store_sends(sends)
+                    sends = _Sends(received_at)
                 sends.add(request.id, recipients, message)
+                continue
+            if sends is not None:
+                self._store_sends(sends)
+                sends = None
+            if prepared is None:  # the hub must look for new users first
+                self._run(self._send_caught_up(request, received_at, self._slot([request.id])))
+            else:
+                self._slot([request.id], prepared)
         if sends is not None:
             self._store_sends(sends)
 
@@ -683,11 +690,9 @@ class Session:
         if wait:
             raise rate_limited("you have sent to many recipients in a short time", wait)
 
-    def _store_sends(self, sends: _Sends, slot: _Slot | None = None) -> _Sends:
-        """Hand the sends taken so far to the store (their replies take the next place
-        in the order, or `slot`); the group to collect further sends in."""
-        if not sends.messages:
-            return sends
+    def _store_sends(self, sends: _Sends, slot: _Slot | None = None) -> None:
+        """Hand sends to the store; their replies take the next place in the order,
+        or `slot`."""
         if slot is None:
             slot = self._slot(sends.request_ids)
         me = self.user
@@ -729,7 +734,6 @@ class Session:
         except Exception as error:
             log.error("store failure for %s: %s", self.peer, error)
             slot.fail(error)
-        return _Sends(sends.at)
 
     def _check(self, request: Check) -> None:
         me = self._me()
