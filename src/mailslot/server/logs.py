@@ -64,6 +64,12 @@ def setup_logging(level: str, log_format: str, stream: TextIO | None = None) -> 
         root.removeHandler(old)
     root.addHandler(handler)
     set_level(level)
+    # Neither format shows a record's thread, process or source line: do not collect
+    # them (the Logging HOWTO's "Optimization"; S17's lines come once per login and
+    # per disconnect, so their cost counts in a short session's).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def set_level(level: str) -> None:
