@@ -30,6 +30,10 @@ class Hub(Protocol):
 
     async def start(self) -> None: ...
 
+    def trouble(self) -> str | None:
+        """Why this node cannot take logins right now, or None (for /readyz)."""
+        ...
+
     async def stop(self) -> None: ...
 
     # -- names -------------------------------------------------------------------------

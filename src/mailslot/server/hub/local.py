@@ -35,6 +35,9 @@ class LocalHub:
     async def stop(self) -> None:
         return None
 
+    def trouble(self) -> str | None:
+        return None
+
     # -- names -----------------------------------------------------------------------------
 
     async def find(self, key: str) -> UserState | None:

@@ -87,6 +87,11 @@ class PostgresHub(LocalHub):
             await asyncio.wait(pending, timeout=5)
         await self.link.close()
 
+    def trouble(self) -> str | None:
+        if self.link.connected:
+            return None
+        return "the cluster's database connection is down (reconnecting)"
+
     # -- names ---------------------------------------------------------------------
 
     async def find(self, key: str) -> UserState | None:
@@ -123,6 +128,7 @@ class PostgresHub(LocalHub):
         return await self.link.claim(state.record.id)
 
     def logged_in(self, state: UserState, listener: Listener, created: bool) -> None:
+        state.node = None  # here now, whatever a notice said before
         super().logged_in(state, listener, created)
         self._tell({"k": "on", "u": state.record.id, "n": self.node})
 
@@ -137,7 +143,7 @@ class PostgresHub(LocalHub):
             await self.link.release(user_id)
         except StoreError:
             return  # the connection went, and the claim with it
-        self._tell({"k": "off", "u": user_id})
+        self._tell({"k": "off", "u": user_id, "n": self.node})
 
     # -- mail ------------------------------------------------------------------------------
 
@@ -218,7 +224,11 @@ class PostgresHub(LocalHub):
     def _heard_off(self, notice: dict[str, Any]) -> None:
         user_id = int(notice["u"])
         self._touched[user_id] = time.monotonic()
-        self._went_offline(user_id)
+        state = self.directory.by_id.get(user_id)
+        # Notices from two nodes may cross: a user who left one node and is already on
+        # another stays online.
+        if state is not None and state.node == notice["n"]:
+            self._went_offline(user_id)
 
     def _heard_new(self, notice: dict[str, Any]) -> None:
         user_id, source = int(notice["u"]), str(notice["s"])
