@@ -410,10 +410,7 @@ class Session:
         self.context.metrics.logins_ok += 1
         log.info("login %r from %s%s", state.name, self.peer, " (new user)" if created else "")
         self.context.events.publish("login", user=state.name, peer=self.peer)
-        try:
-            waiting = await hub.waiting(state)
-        except StoreError:  # logged in all the same: the count is only news
-            waiting = state.waiting
+        waiting = state.waiting
         reply = encode(
             {
                 "id": request.id,

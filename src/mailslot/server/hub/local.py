@@ -108,9 +108,6 @@ class LocalHub:
         self.delivered_total += count
         self.events.publish("delivered", user=state.name, count=count)
 
-    async def waiting(self, state: UserState) -> int:
-        return state.waiting
-
     # -- throttles ----------------------------------------------------------------------------
 
     def login_failed(self, source: str, key: str) -> None:

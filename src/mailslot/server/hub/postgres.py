@@ -125,7 +125,11 @@ class PostgresHub(LocalHub):
     # -- claims and presence ------------------------------------------------------------
 
     async def claim(self, state: UserState, listener: Listener) -> bool:
-        return await self.link.claim(state.record.id)
+        waiting = await self.link.claim(state.record.id)
+        if waiting is None:
+            return False
+        state.waiting = waiting
+        return True
 
     def logged_in(self, state: UserState, listener: Listener, created: bool) -> None:
         state.node = None  # here now, whatever a notice said before
@@ -158,10 +162,6 @@ class PostgresHub(LocalHub):
         if count:
             self._emptied[state.record.id] += count
             self._announce_soon()
-
-    async def waiting(self, state: UserState) -> int:
-        state.waiting = await self.link.waiting(state.record.id)
-        return state.waiting
 
     def login_failed(self, source: str, key: str) -> None:
         super().login_failed(source, key)
