@@ -28,7 +28,7 @@ def _gui_client(args: argparse.Namespace) -> int:
 
     server = None
     if args.server or os.environ.get("MAILSLOT_SERVER"):
-        server = ",".join(format_address(*address) for address in server_addresses(args))
+        server = ", ".join(format_address(*address) for address in server_addresses(args))
     return run_client(server, args.user, tls_context(args))
 
 

@@ -307,7 +307,7 @@ class ClientApp:
     @property
     def address(self) -> str:
         """The servers as remembered: one address, or several separated by commas."""
-        return ",".join(format_address(*server) for server in self.servers)
+        return ", ".join(format_address(*server) for server in self.servers)
 
     @property
     def home(self) -> str:

@@ -40,8 +40,11 @@ def _brief(where: str, exc: BaseException) -> str:
     text = str(exc)
     for prefix in (f"cannot reach the server at {where}: ", f"the server at {where} ", f"{where} "):
         if text.startswith(prefix):
-            return text[len(prefix) :]
-    return text
+            text = text[len(prefix) :]
+            break
+    # One line each in the login window: "nothing is listening there (connection refused)"
+    # says the same twice.
+    return "connection refused" if text.endswith("(connection refused)") else text
 
 
 def login_sentence(exc: BaseException, user: str, where: str) -> tuple[str, str]:
