@@ -98,6 +98,29 @@ def test_history_and_no_double_after_a_failover(
     assert again.inbox.content().count("archived, but its ack was lost") == 1
 
 
+def test_a_name_still_claimed_on_the_next_server_is_waited_for(
+    root: Any, clients: Any, server_process: Any, tmp_path: Path
+) -> None:
+    """In a cluster the name stays claimed for a while after its server is lost; here the
+    claim is a session of that name left open on the next server."""
+    first = _node(server_process, tmp_path, "a")
+    second = _node(server_process, tmp_path, "b")
+    alice = clients(None, "alice", address=f"{first.address},{second.address}")
+    claim = SyncClient.connect("127.0.0.1", second.port)
+    claim.login("alice")
+    first.stop(signal.SIGKILL)
+    pump_until(
+        root,
+        lambda: "“alice” is still signed in elsewhere. Reconnecting in" in alice.status_text,
+        what="the claim to be explained",
+    )
+    assert alice.state == "reconnecting"  # waited for, not sent back to the login window
+    claim.close()
+    alice.reconnect_button.invoke()
+    pump_until(root, lambda: alice.state == "online", what="the reconnect once released")
+    assert alice.connected_to == second.address
+
+
 def test_none_answering_names_each_failure(root: Any, clients: Any) -> None:
     dead = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
     alice = clients(None, "alice", address=",".join(dead), login=False)

@@ -34,6 +34,7 @@ from mailslot.client import (
     SyncClient,
     Unavailable,
     UserInfo,
+    UsernameInUse,
     UserNew,
     UserOffline,
     UserOnline,
@@ -604,15 +605,20 @@ class ClientApp:
             self._attach(fut.result())
             self.compose.validate()
             return
-        if isinstance(exc, NeedPassword | NewName | LOGIN_REFUSALS):
+        if isinstance(exc, (NeedPassword, NewName, *LOGIN_REFUSALS)):
             sentence, field = login_sentence(exc, self.user, self.address)
             self._back_to_login()
             self.login.show_error(sentence, field)  # type: ignore[arg-type]
             return
         log.info("reconnecting to %s failed: %s", self.address, exc)
-        self._schedule_reconnect(
-            "No server answered" if isinstance(exc, NoServer) else "Still disconnected"
-        )
+        if isinstance(exc, UsernameInUse):
+            # In a cluster, the name stays claimed until the server that was lost is known
+            # to be gone (at once on one host, up to ~30 s across a network).
+            self._schedule_reconnect(f"“{self.user}” is still signed in elsewhere")
+        elif isinstance(exc, NoServer):
+            self._schedule_reconnect("No server answered")
+        else:
+            self._schedule_reconnect("Still disconnected")
 
     # ===== archive, inbox, sent, search ======================================================
     def _history_loaded(
