@@ -111,7 +111,7 @@ def test_a_name_still_claimed_on_the_next_server_is_waited_for(
     first.stop(signal.SIGKILL)
     pump_until(
         root,
-        lambda: "“alice” is still signed in elsewhere. Reconnecting in" in alice.status_text,
+        lambda: "Name still in use. Reconnecting in" in alice.status_text,
         what="the claim to be explained",
     )
     assert alice.state == "reconnecting"  # waited for, not sent back to the login window

@@ -402,8 +402,6 @@ class ClientApp:
         self.password_button = ttk.Button(
             header, text="Password…", style="Header.TButton", command=self.open_password_dialog
         )
-        if info.auth == "password":
-            self.password_button.pack(side="right", padx=(0, 8))
         self.status = ttk.Label(header, text="", style="Header.TLabel")
         self.status.pack(side="left", fill="x", expand=True)
         self.reconnect_button = ttk.Button(
@@ -478,6 +476,8 @@ class ClientApp:
         self.pump.drain(session.sc.events, self._on_events)
         self._set_status(self._connected_sentence(), theme.ONLINE)
         self.reconnect_button.pack_forget()
+        if session.info.auth == "password":
+            self.password_button.pack(side="right", padx=(0, 8), after=self.signout_button)
         self._schedule_ping()
         if self.fetch_on_arrival and session.login.waiting:
             self.check(show=False)
@@ -567,6 +567,8 @@ class ClientApp:
         self._attempt += 1
         # Kept short so it fits an 800-pixel window beside its buttons.
         self._set_status(f"{what}. Reconnecting in {delay:.0f} s…", theme.WARNING)
+        # A password cannot be changed offline: its button makes room for the reason.
+        self.password_button.pack_forget()
         self.reconnect_button.pack(side="right", padx=(0, 8), before=self.status)
         self._retry_job = self.window.after(int(delay * 1000), self._reconnect)
 
@@ -614,7 +616,7 @@ class ClientApp:
         if isinstance(exc, UsernameInUse):
             # In a cluster, the name stays claimed until the server that was lost is known
             # to be gone (at once on one host, up to ~30 s across a network).
-            self._schedule_reconnect(f"“{self.user}” is still signed in elsewhere")
+            self._schedule_reconnect("Name still in use")
         elif isinstance(exc, NoServer):
             self._schedule_reconnect("No server answered")
         else:
