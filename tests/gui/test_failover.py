@@ -61,6 +61,27 @@ def test_a_dead_servers_user_carries_on_on_the_next(
     assert alice.settings.server == f"{first.address}, {second.address}"
 
 
+def test_a_server_that_stops_answering_is_left_for_the_next(
+    root: Any, clients: Any, server_process: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopped process answers nothing yet resets nothing, like a machine gone from the
+    network: the unanswered ping is what tells."""
+    from mailslot.gui import client_app
+
+    monkeypatch.setattr(client_app, "PING_EVERY_MS", 200)
+    monkeypatch.setattr(client_app, "PING_TIMEOUT", 0.5)
+    first = _node(server_process, tmp_path, "a")
+    second = _node(server_process, tmp_path, "b")
+    alice = clients(None, "alice", address=f"{first.address},{second.address}")
+    first.process.send_signal(signal.SIGSTOP)
+    try:
+        pump_until(root, lambda: alice.state == "reconnecting", what="the silence to count")
+        pump_until(root, lambda: alice.state == "online", timeout=15, what="the failover")
+        assert alice.connected_to == second.address
+    finally:
+        first.process.send_signal(signal.SIGCONT)
+
+
 def test_history_and_no_double_after_a_failover(
     root: Any, clients: Any, server_process: Any, tmp_path: Path
 ) -> None:

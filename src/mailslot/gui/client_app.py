@@ -6,6 +6,7 @@ disk work through worker threads; the Tk thread only polls (see :mod:`tkasync`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -20,6 +21,7 @@ from tkinter import ttk
 from typing import Any, Literal
 
 from mailslot.client import (
+    Client,
     ConnectError,
     ConnectionLost,
     Disconnected,
@@ -59,6 +61,9 @@ log = logging.getLogger(__name__)
 State = Literal["login", "connecting", "online", "reconnecting", "closed"]
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 PING_EVERY_MS = 30_000
+PING_TIMEOUT = 10.0
+"""Seconds a ping may go unanswered before the server counts as lost: a server whose
+machine vanished sends no reset, and TCP alone would take many minutes to give up."""
 ARCHIVE_SHOWN = 5_000
 SEARCH_SHOWN = 500
 LOGIN_SIZE = "560x480"
@@ -537,7 +542,7 @@ class ClientApp:
         if self.state == "online" and self.session is not None:
             session = self.session
             self.pump.watch(
-                session.sc.submit(session.sc.client.ping),
+                session.sc.submit(_ping_within, session.sc.client, PING_TIMEOUT),
                 lambda f: self._request_failed(f, session),
             )
             self._schedule_ping()
@@ -801,6 +806,13 @@ class ClientApp:
         self.pump.stop()
         with contextlib.suppress(tk.TclError):
             self.window.destroy()
+
+
+async def _ping_within(client: Client, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(client.ping(), seconds)
+    except TimeoutError:
+        raise ConnectionLost(f"no answer to a ping within {seconds:g} s") from None
 
 
 def _load_history(mailbox: Mailbox) -> tuple[list[ArchivedMessage], list[ArchivedMessage]]:
