@@ -154,11 +154,6 @@ def test_none_answering_names_each_failure(root: Any, clients: Any) -> None:
     assert sentence.endswith("then retry.")
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=True,
-    reason="a second node on one PostgreSQL schema is refused until the hub lands (issue 11)",
-)
 def test_failover_between_two_nodes_on_postgresql(
     root: Any, clients: Any, server_process: Any, tmp_path: Path, postgres_url: str
 ) -> None:
