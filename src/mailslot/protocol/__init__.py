@@ -60,6 +60,7 @@ from mailslot.protocol.replies import (
     WelcomeEvent,
     WelcomeLimits,
     decode_as,
+    decode_event,
 )
 
 __all__ = [
@@ -109,6 +110,7 @@ __all__ = [
     "WelcomeLimits",
     "confusable_keys",
     "decode_as",
+    "decode_event",
     "decode_request",
     "display_name",
     "encode",
