@@ -337,8 +337,8 @@ async def fake_server(answers: list[bytes], greeting: bytes = WELCOME) -> AsyncI
         (b'{"id":1,"ok":false,"error":"internal"}\n', "required field `message`"),
         (b'{"event":"mail","waiting":"many"}\n', "`$.waiting`"),
         (b'{"event":"online"}\n', "required field `user`"),
-        (b"[1, 2]\n", "invalid frame from server"),
-        (b"{\n", "invalid frame from server"),
+        (b"[1, 2]\n", "Expected `object`, got `array`"),
+        (b"{\n", "truncated"),
     ],
 )
 def test_a_reply_or_event_of_the_wrong_shape_ends_the_connection_with_a_sentence(
@@ -400,7 +400,10 @@ def test_error_replies_become_typed_exceptions_with_their_extra_fields() -> None
     [
         (b'{"event":"mail","waiting":1}\n', "does not speak the Mailslot protocol$"),
         (b'{"event":"welcome","limits":{"max_text":"x"}}\n', "does not state the server's limits"),
-        (b'{"event":"welcome","versions":"1","limits":{}}\n', r"\(invalid frame from server: "),
+        (
+            b'{"event":"welcome","versions":"1","limits":{}}\n',
+            r"\(Expected `array`, got `str` - at `\$.versions`\)$",
+        ),
         (b'{"id":null,"ok":false,"error":"server_busy"}\n', "required field `message`"),
     ],
 )

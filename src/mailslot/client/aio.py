@@ -358,7 +358,7 @@ class Client:
                 self._emit(event)
             return None
         if head.ok is None:
-            raise ValueError("invalid frame from server: neither a reply nor an event")
+            raise ValueError("neither a reply nor an event")
         pending = self._pending.get(head.id) if head.id is not None else None
         if pending is None or pending[1].done():
             if head.ok is False:

@@ -210,8 +210,9 @@ _event_decoder: msgspec.json.Decoder[PushEvent] = msgspec.json.Decoder(PushEvent
 
 
 def decode_as(line: bytes, kind: type[T]) -> T:
-    """A frame from the server as `kind`; ValueError, saying what is wrong, when it is not
-    JSON or not of that shape. Fields a type does not know are ignored (protocol v1)."""
+    """A frame from the server as `kind`; ValueError, whose sentence says what is wrong (and
+    where: "... - at `$.limits.max_text`"), when it is not JSON or not of that shape. Fields
+    a type does not know are ignored (protocol v1)."""
     decoder: msgspec.json.Decoder[T] | None = _decoders.get(kind)
     if decoder is None:
         decoder = _decoders[kind] = msgspec.json.Decoder(kind)
@@ -227,6 +228,6 @@ def _decode(decoder: msgspec.json.Decoder[T], line: bytes) -> T:
     try:
         return decoder.decode(line)
     except msgspec.DecodeError as error:  # ValidationError included
-        raise ValueError(f"invalid frame from server: {error}") from None
+        raise ValueError(str(error)) from None
     except RecursionError:
-        raise ValueError("invalid frame from server: nested too deeply") from None
+        raise ValueError("nested too deeply") from None
