@@ -64,6 +64,7 @@ _CLOSING_REASONS = {
     "slow_consumer": "the client did not read fast enough",
     "too_large": "a request was too large",
     "malformed": "too many malformed requests",
+    "unavailable": "the server lost its connection to the cluster's database",
 }
 
 
