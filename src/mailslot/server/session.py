@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -57,7 +58,25 @@ from mailslot.protocol import (
     name_key,
     now_micros,
 )
+from mailslot.protocol.replies import (
+    AckOk,
+    ByeOk,
+    CheckOk,
+    ClosingEvent,
+    HelloOk,
+    LoginOk,
+    MailEvent,
+    PasswdOk,
+    PingOk,
+    QueuedMessage,
+    SendOk,
+    UserEntry,
+    UsersOk,
+    WelcomeEvent,
+    WelcomeLimits,
+)
 from mailslot.server import routing
+from mailslot.server.config import Limits
 from mailslot.server.context import SessionContext
 from mailslot.server.directory import UserState
 from mailslot.server.refusal import Refusal, error_frame, rate_limited
@@ -104,6 +123,24 @@ class Output(Protocol):
         """Call the session's `writable()` once the peer has taken most of what was
         queued (at once if it already has)."""
         ...
+
+
+@functools.lru_cache(maxsize=8)
+def _welcome(software: str, auth: str, limits: Limits) -> bytes:
+    """The first frame of every connection, encoded once."""
+    return encode(
+        WelcomeEvent(
+            server=software,
+            versions=list(PROTOCOL_VERSIONS),
+            auth=auth,
+            limits=WelcomeLimits(
+                max_frame=limits.max_frame,
+                max_text=limits.max_text,
+                max_recipients=limits.max_recipients,
+                max_batch=limits.max_batch,
+            ),
+        )
+    )
 
 
 class _Slot:
@@ -194,23 +231,7 @@ class Session:
     def start(self) -> None:
         """The connection is admitted: count it and greet the client."""
         self.context.connections.opened(self)
-        limits = self._limits
-        self.push(
-            encode(
-                {
-                    "event": "welcome",
-                    "server": self.context.software,
-                    "versions": list(PROTOCOL_VERSIONS),
-                    "auth": self.context.auth,
-                    "limits": {
-                        "max_frame": limits.max_frame,
-                        "max_text": limits.max_text,
-                        "max_recipients": limits.max_recipients,
-                        "max_batch": limits.max_batch,
-                    },
-                }
-            )
-        )
+        self.push(_welcome(self.context.software, self.context.auth, self._limits))
 
     def receive(self, frames: list[bytes]) -> None:
         """The complete frames of one arrival."""
@@ -270,7 +291,7 @@ class Session:
     def close(self, reason: str | None = None) -> None:
         if reason is not None:
             self.close_reason = reason
-            self.write(encode({"event": "closing", "reason": reason}))
+            self.write(encode(ClosingEvent(reason=reason)))
         self._inbox.clear()
         if not self.output.closing():
             self.output.close()
@@ -426,7 +447,7 @@ class Session:
         """Close, with the closing event, once the replies before it are written."""
         self.close_reason = reason
         self._inbox.clear()
-        self._slot([], encode({"event": "closing", "reason": reason}))
+        self._slot([], encode(ClosingEvent(reason=reason)))
         self._close_when_written = True
 
     def _wait_writable(self) -> None:
@@ -563,11 +584,11 @@ class Session:
                 raise rate_limited("too many requests", wait)
 
     def _ping(self, request: Ping) -> bytes:
-        return encode({"id": request.id, "ok": True, "pong": True})
+        return encode(PingOk(id=request.id))
 
     def _bye(self, request: Bye) -> bytes:
         self.close_reason = "bye"
-        return encode({"id": request.id, "ok": True, "bye": True})
+        return encode(ByeOk(id=request.id))
 
     def _me(self) -> UserState:
         if self.user is None:
@@ -581,7 +602,7 @@ class Session:
                 f"protocol version {request.version} is not supported",
                 versions=list(PROTOCOL_VERSIONS),
             )
-        return encode({"id": request.id, "ok": True, "version": request.version})
+        return encode(HelloOk(id=request.id, version=request.version))
 
     async def _login(self, request: Login) -> bytes:
         hub, accounts = self.hub, self.context.accounts
@@ -621,17 +642,9 @@ class Session:
         log.info("login %r from %s%s", state.name, self.peer, " (new user)" if created else "")
         self.context.events.publish("login", user=state.name, peer=self.peer)
         waiting = state.waiting
-        reply = encode(
-            {
-                "id": request.id,
-                "ok": True,
-                "user": state.name,
-                "created": created,
-                "waiting": waiting,
-            }
-        )
+        reply = encode(LoginOk(id=request.id, user=state.name, created=created, waiting=waiting))
         if waiting:
-            reply += encode({"event": "mail", "waiting": waiting})
+            reply += encode(MailEvent(waiting=waiting))
         return reply
 
     async def _passwd(self, request: Passwd) -> bytes:
@@ -641,7 +654,7 @@ class Session:
         except Refusal as refusal:
             self._rejected(refusal.code, me.name)
             raise
-        return encode({"id": request.id, "ok": True})
+        return encode(PasswdOk(id=request.id))
 
     def _rejected(self, code: ErrorCode, name: str) -> None:
         context = self.context
@@ -651,10 +664,8 @@ class Session:
 
     def _users(self, request: Users) -> bytes:
         self._me()
-        users = [
-            {"name": state.name, "online": state.online} for state in self.hub.directory.sorted()
-        ]
-        return encode({"id": request.id, "ok": True, "users": users})
+        users = [UserEntry(name=s.name, online=s.online) for s in self.hub.directory.sorted()]
+        return encode(UsersOk(id=request.id, users=users))
 
     def _prepare_send(
         self, request: Send, received_at: int, caught_up: bool
@@ -717,15 +728,7 @@ class Session:
                         events.publish("enqueued", user=me.name, count=len(recipients))
                 at = format_time(sends.at)
                 slot.data = b"".join(
-                    encode(
-                        {
-                            "id": request_id,
-                            "ok": True,
-                            "msg": message_id,
-                            "at": at,
-                            "recipients": len(recipients),
-                        }
-                    )
+                    encode(SendOk(id=request_id, msg=message_id, at=at, recipients=len(recipients)))
                     for request_id, recipients, message_id in zip(
                         sends.request_ids, sends.recipients, message_ids, strict=True
                     )
@@ -752,7 +755,9 @@ class Session:
             more = batch.more
             for m in batch.messages:
                 part = _encode_raw(
-                    {"id": m.id, "from": m.sender, "at": format_time(m.received_at), "text": m.text}
+                    QueuedMessage(
+                        id=m.id, sender=m.sender, at=format_time(m.received_at), text=m.text
+                    )
                 )
                 if parts and size + len(part) > CHECK_REPLY_BYTES:
                     more = True
@@ -761,7 +766,7 @@ class Session:
                 size += len(part)
             self.context.metrics.fetched += len(parts)
             return encode(
-                {"id": request.id, "ok": True, "messages": parts, "more": more, "none": not parts}
+                CheckOk[msgspec.Raw](id=request.id, messages=parts, more=more, none=not parts)
             )
 
         future = self.context.store.fetch(me.record.id, limit, request.after)
@@ -772,7 +777,7 @@ class Session:
 
         def deleted(count: int) -> bytes:
             self.hub.acknowledged(me, count)
-            return encode({"id": request.id, "ok": True, "deleted": count, "waiting": me.waiting})
+            return encode(AckOk(id=request.id, deleted=count, waiting=me.waiting))
 
         ids = list(dict.fromkeys(request.ids))
         future = self.context.store.ack(me.record.id, ids)
