@@ -115,7 +115,7 @@ def run_server(args: argparse.Namespace) -> int:
 
             return run_dashboard(config)
         print(f"No dashboard: {why_not}. Running headless.", file=sys.stderr)
-    return event_loop.run(serve_headless(config, args))
+    return event_loop.run(serve_headless(config, args), tls=config.tls_cert is not None)
 
 
 async def serve_headless(config: ServerConfig, args: argparse.Namespace | None = None) -> int:

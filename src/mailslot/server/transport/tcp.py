@@ -52,6 +52,8 @@ class TCPConnection(asyncio.Protocol):
         if self._tls is None:
             self._open(transport, peer, source)
         else:
+            # The client's hello must stay in the socket until start_tls takes over.
+            transport.pause_reading()
             self._handshake = asyncio.get_running_loop().create_task(
                 self._start_tls(transport, self._tls, peer, source)
             )
