@@ -131,8 +131,8 @@ def test_one_to_one_many_and_all_across_nodes_checked_on_another_node(
             "bob": [("alice", "one to bob"), ("carol", "one to all")],
             "carol": [("bob", "one to alice and carol")],
         }
-        # Each checks on a node that neither it nor any sender used, then once more on
-        # the third: what was acknowledged there is gone everywhere (S21).
+        # Each checks on another node than the one it used, then once more on the third:
+        # what was acknowledged on one node is gone from all (S21).
         for user, (checking, again) in {"alice": "bc", "bob": "ca", "carol": "ab"}.items():
             client = await log_in(cluster.addresses(checking), user)
             messages = await client.check()
@@ -287,7 +287,8 @@ def test_two_logins_of_one_name_racing_on_two_nodes_exactly_one_wins(cluster: Cl
 
     async def scenario() -> None:
         names = [f"racer{n}" for n in range(RACES // 2)]
-        observer = await on(cluster, "c", "observer")
+        observer = await Client.connect(*cluster["c"].address)
+        await observer.login("observer", presence=False)  # 400 logins are not its business
         outcomes: list[tuple[str, list[LoginResult | BaseException]]] = []
         for rematch in (False, True):
             if rematch:
@@ -308,10 +309,10 @@ def test_two_logins_of_one_name_racing_on_two_nodes_exactly_one_wins(cluster: Cl
         assert not wrong, (
             f"{len(wrong)} of {len(outcomes)} races without exactly one winner: {wrong[:5]}"
         )
-        created = [
-            r.created for _, result in outcomes for r in result if isinstance(r, LoginResult)
-        ]
-        assert created.count(True) == RACES // 2  # each name created once, by its first race
+        # The first race may be won by the node that did not create the name; the second
+        # finds it made.
+        again = [r for _, result in outcomes[len(names) :] for r in result]
+        assert not [r for r in again if isinstance(r, LoginResult) and r.created]
         listed = [user.name for user in await observer.users()]
         assert sorted(n for n in listed if n.startswith("racer")) == sorted(names)
         await observer.close()
@@ -369,6 +370,9 @@ def test_a_node_killed_under_load_loses_nothing_and_its_clients_fail_over(
                 partial(_all_offline, watcher, ["idle"]), "idle shown offline after a died"
             )
             again = await log_in(cluster.addresses("b"), "idle")
+            print(
+                f"a's idle user logged in on b {time.monotonic() - killed_at:.3f} s after the kill"
+            )
             await eventually(lambda: idle.closed, "idle's connection to a closed")
             await load.finish()
         ledger.check()
