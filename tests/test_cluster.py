@@ -29,6 +29,7 @@ from mailslot.client import (
     UserOffline,
     UserOnline,
 )
+from mailslot.server import ServerConfig, ServerThread
 from tests.cluster import (
     CALL_TIMEOUT,
     Cluster,
@@ -231,6 +232,45 @@ def test_new_mail_is_pushed_to_a_recipient_on_another_node(cluster: Cluster) -> 
             await client.close()
 
     run(scenario())
+
+
+def test_the_dashboard_shows_who_is_online_on_which_node(
+    cluster: Cluster, tmp_path: Path, postgres_url: str
+) -> None:
+    """A fourth node in this process, for its dashboard's snapshot."""
+    config = ServerConfig(
+        port=0, data_dir=tmp_path / "d", database=postgres_url, node_name="d-dash", auth="none"
+    )
+    dashboard = ServerThread(config).start()
+
+    def rows() -> dict[str, tuple[bool, str | None]]:
+        return {row.name: (row.online, row.node) for row in dashboard.snapshot().users}
+
+    async def shows(expected: dict[str, tuple[bool, str | None]]) -> None:
+        try:
+            await eventually(lambda: rows() == expected, f"the dashboard showing {expected}")
+        except AssertionError as timeout:
+            raise AssertionError(f"{timeout}; it shows {rows()}") from None
+
+    async def scenario() -> None:
+        dave = await on(cluster, "c", "dave")
+        await dave.close()
+        alice = await on(cluster, "a", "alice")
+        bob = await on(cluster, "b", "bob")
+        expected = {
+            "alice": (True, cluster["a"].name),
+            "bob": (True, cluster["b"].name),
+            "dave": (False, None),
+        }
+        await shows(expected)
+        await bob.close()
+        await shows({**expected, "bob": (False, None)})
+        await alice.close()
+
+    try:
+        run(scenario())
+    finally:
+        dashboard.stop()
 
 
 def test_the_cli_sends_and_checks_through_a_list_of_nodes(cluster: Cluster, tmp_path: Path) -> None:
