@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ class Batch:
 class StoreError(Exception):
     """The database refused an operation; the operation had no effect, and no other
     operation failed with it. str() is a sentence that may be shown to a user."""
+
+
+class NameTaken(StoreError):
+    """create_user lost a race: another node stored the same name key first."""
 
 
 class StorageFull(StoreError):
@@ -97,8 +102,10 @@ class Store(Protocol):
         """Protect a name that was first used without a password."""
         ...
 
-    def enqueue(self, messages: Sequence[NewMessage]) -> Awaitable[list[int]]:
-        """Store each text once and queue it for its recipients; the ids, in order."""
+    def enqueue(self, messages: Sequence[NewMessage]) -> asyncio.Future[list[int]]:
+        """Store each text once and queue it for its recipients; the ids, in order.
+        A future, so that the server can act on the commit (push "new mail") before
+        the sender's reply is written."""
         ...
 
     def fetch(self, user_id: int, limit: int, after: int = 0) -> Awaitable[Batch]:
