@@ -113,6 +113,34 @@ def test_a_name_new_on_one_node_is_at_once_a_recipient_on_the_others(cluster: Cl
     run(scenario())
 
 
+def test_names_created_at_once_on_two_nodes_are_known_to_all_and_get_their_one_to_all(
+    cluster: Cluster,
+) -> None:
+    """Each name is first used on two nodes at once, so the nodes' inserts wait for each
+    other and commit in another order than their ids: every node must know every name
+    all the same (one user log, S15) and send its 1-to-all to each (S7)."""
+
+    async def create(number: int, name: str) -> None:
+        pair = ("ab", "bc", "ca")[number % 3]
+        clients = [await Client.connect(*cluster[letter].address) for letter in pair]
+        logins = await asyncio.gather(*(c.login(name) for c in clients), return_exceptions=True)
+        assert [r for r in logins if not isinstance(r, UsernameInUse)], logins
+        for client in clients:
+            await client.close()
+
+    async def scenario() -> None:
+        senders = {letter: await on(cluster, letter, f"sender-{letter}") for letter in "abc"}
+        names = [f"new{n}" for n in range(60)]
+        await asyncio.gather(*(create(number, name) for number, name in enumerate(names)))
+        for letter, sender in senders.items():
+            everyone = await sender.send("to all", everyone=True)
+            await _lists_all(sender, names)
+            assert everyone.recipients == len(names) + 2, f"node {letter}'s 1-to-all"
+            await sender.close()
+
+    run(scenario())
+
+
 def test_one_to_one_many_and_all_across_nodes_checked_on_another_node(
     cluster: Cluster,
 ) -> None:
@@ -331,6 +359,7 @@ def test_two_logins_of_one_name_racing_on_two_nodes_exactly_one_wins(cluster: Cl
         await observer.login("observer", presence=False)  # 400 logins are not its business
         for rematch in (False, True):
             if rematch:
+                await _lists_all(observer, names)
                 await eventually_async(
                     partial(_all_offline, observer, names), "every racer to have left"
                 )
@@ -356,10 +385,24 @@ def test_two_logins_of_one_name_racing_on_two_nodes_exactly_one_wins(cluster: Cl
             created = [r.user for r in winners if r.created]
             assert not (rematch and created), f"created again: {created[:5]}"
         listed = [user.name for user in await observer.users()]
-        assert sorted(n for n in listed if n.startswith("racer")) == sorted(names)
+        assert sorted(n for n in listed if n.startswith("racer")) == sorted(names)  # once each
         await observer.close()
 
     run(scenario())
+
+
+async def _lists_all(client: Client, names: Sequence[str]) -> None:
+    """Wait until ``client``'s list of users has every name of ``names``."""
+
+    async def complete() -> bool:
+        return set(names) <= {user.name for user in await client.users()}
+
+    try:
+        await eventually_async(complete, f"{client.user}'s list of users to have them all")
+    except AssertionError:
+        listed = {user.name for user in await client.users()}
+        lacking = sorted(set(names) - listed)
+        raise AssertionError(f"{client.user}'s list of users lacks {lacking}") from None
 
 
 async def _all_offline(client: Client, names: Sequence[str]) -> bool:
