@@ -223,6 +223,14 @@ class Ledger:
     disruptions: list[str] = field(default_factory=list)  # what clients saw, for the report
     logins: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
+    def __str__(self) -> str:
+        fetched = {name: len(messages) for name, messages in self.fetched.items()}
+        return (
+            f"{len(self.sent)} sends acknowledged, fetched {fetched},"
+            f" {len(self.redelivered)} redelivered after deletion,"
+            f" {len(self.disruptions)} disruptions (the last: {self.disruptions[-3:]})"
+        )
+
     def check(self) -> None:
         """0 acknowledged messages lost, none misrouted or altered, none delivered again
         after its deletion was acknowledged."""
@@ -259,10 +267,17 @@ class Load:
 
     async def __aexit__(self, *exc_info: object) -> None:
         """Whatever failed, no client is left running (nor its failure unread)."""
-        everyone = [*self.senders, *self.receivers]
-        for task in everyone:
-            task.cancel()
-        await asyncio.gather(*everyone, return_exceptions=True)
+        self.stopping.set()
+        running = {*self.senders, *self.receivers}
+        while running:
+            # Again and again: Python 3.11's wait_for loses a cancellation that comes as
+            # the call it waits for completes.
+            for task in running:
+                task.cancel()
+            _, running = await asyncio.wait(running, timeout=0.1)
+        for task in (*self.senders, *self.receivers):
+            if not task.cancelled():
+                task.exception()  # read, so that asyncio does not log it as lost
 
     def add_sender(self, name: str, servers: Sequence[Address], recipients: Sequence[str]) -> None:
         self.senders.append(asyncio.create_task(self._send(name, servers, recipients)))
@@ -275,10 +290,12 @@ class Load:
 
         def reached() -> bool:
             for task in (*self.senders, *self.receivers):
-                if task.done() and task.exception() is not None:
+                failure = task.exception() if task.done() else None
+                if failure is not None:
                     raise AssertionError(
-                        f"a client of the load failed while waiting for {what}"
-                    ) from task.exception()
+                        f"a client of the load failed while waiting for {what}:"
+                        f" {type(failure).__name__}: {failure}"
+                    ) from failure
             return condition()
 
         await eventually(reached, what, timeout=RELOGIN_BOUND)
@@ -286,8 +303,12 @@ class Load:
     async def finish(self) -> None:
         """Stop sending, then let every recipient check until its queue is empty."""
         self.stopping.set()
-        await asyncio.gather(*self.senders)
-        await asyncio.gather(*self.receivers)
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*self.senders, *self.receivers), CALL_TIMEOUT + RELOGIN_BOUND
+            )
+        except TimeoutError:
+            raise AssertionError(f"the load did not wind down: {self.ledger}") from None
 
     async def _send(self, name: str, servers: Sequence[Address], recipients: Sequence[str]) -> None:
         client = await log_in(servers, name)
