@@ -433,7 +433,8 @@ def test_a_node_killed_under_load_loses_nothing_and_its_clients_fail_over(
     cluster: Cluster,
 ) -> None:
     async def scenario() -> None:
-        idle = await on(cluster, "a", "idle")
+        idle, gone = await on(cluster, "a", "idle"), await on(cluster, "a", "gone")
+        watcher = await on(cluster, "b", "watcher")
         async with Load() as load:
             ledger = load.ledger
             lists = await _spread_load(load, cluster)
@@ -442,6 +443,16 @@ def test_a_node_killed_under_load_loses_nothing_and_its_clients_fail_over(
             before = set(ledger.sent)
             killed_at = time.monotonic()
             cluster.kill("a")
+            # The names a's idle users held are free on another node, and shown offline.
+            again = await log_in(cluster.addresses("b"), "idle")
+            free_after = time.monotonic() - killed_at
+            await eventually_async(
+                partial(_all_offline, watcher, ["gone"]), "a's users shown offline on b"
+            )
+            print(
+                f"after the kill, a's idle user logged in on b in {free_after:.3f} s;"
+                f" another was shown offline there in {time.monotonic() - killed_at:.3f} s"
+            )
             await load.until(
                 lambda: all(ledger.logins[n][-1] > killed_at for n in on_a),
                 f"{sorted(on_a)} logged in again on another node",
@@ -449,16 +460,7 @@ def test_a_node_killed_under_load_loses_nothing_and_its_clients_fail_over(
             await load.until(partial(_more_sent, ledger, len(before) + 300), "300 more sends")
             senders_after = {ledger.sent[i][0] for i in ledger.sent.keys() - before}
             assert {n for n in on_a if n.startswith("s")} <= senders_after
-            # The name a's idle user held is free on another node, and shown offline.
-            watcher = await on(cluster, "b", "watcher")
-            await eventually_async(
-                partial(_all_offline, watcher, ["idle"]), "idle shown offline after a died"
-            )
-            again = await log_in(cluster.addresses("b"), "idle")
-            print(
-                f"a's idle user logged in on b {time.monotonic() - killed_at:.3f} s after the kill"
-            )
-            await eventually(lambda: idle.closed, "idle's connection to a closed")
+            await eventually(lambda: idle.closed and gone.closed, "connections to a closed")
             await load.finish()
         ledger.check()
         assert any(line.split(":")[0] in on_a for line in ledger.disruptions), (
