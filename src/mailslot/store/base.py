@@ -74,7 +74,11 @@ class Store(Protocol):
       its commit are not affected.
     - Message ids increase in the order messages are stored and are never reused,
       not even after their messages were acknowledged and deleted, nor across
-      restarts: clients de-duplicate by id.
+      restarts: clients de-duplicate by id. Several stores on one database (the
+      nodes of a cluster) never hand out the same id; each one's ids increase in
+      its own order of storing.
+    - Names are unique by key: create_user raises NameTaken when another store on
+      the same database stored the key first.
     - One user's operations (its sends, checks and acks) take effect in the order
       they were handed over; operations of different users may be reordered for
       fairness, so that one user's burst does not hold up the others.
