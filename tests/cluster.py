@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -55,11 +56,11 @@ UNLIMITED = (
 DISRUPTED = (Unavailable, ConnectionLost)
 
 Address = tuple[str, int]
+POSTGRES_PORT = urlsplit(SERVER_URL).port or 5432
 
 
 class Node:
-    def __init__(self, letter: str, name: str, process: ServerProcess) -> None:
-        self.letter = letter
+    def __init__(self, name: str, process: ServerProcess) -> None:
         self.name = name
         self.process = process
 
@@ -76,17 +77,13 @@ class Node:
         if not self.alive:
             return set()
         connections = psutil.Process(self.process.process.pid).net_connections(kind="tcp")
-        return {c.laddr.port for c in connections if c.raddr and c.raddr.port == _PG_PORT}
-
-
-_PG_PORT = 5432
+        return {c.laddr.port for c in connections if c.raddr and c.raddr.port == POSTGRES_PORT}
 
 
 class Cluster:
     """Nodes `a`, `b`, `c` (or the letters given) of one service on `database_url`."""
 
     def __init__(self, tmp_path: Path, database_url: str, letters: str = "abc") -> None:
-        self.tmp_path = tmp_path
         self.database_url = database_url
         tag = uuid.uuid4().hex[:6]
         self.nodes: dict[str, Node] = {}
@@ -98,7 +95,7 @@ class Cluster:
             failures = []
             for letter, future in started.items():
                 try:
-                    self.nodes[letter] = Node(letter, f"{letter}-{tag}", future.result())
+                    self.nodes[letter] = Node(f"{letter}-{tag}", future.result())
                 except RuntimeError as error:
                     failures.append(f"node {letter}: {error}")
         if failures:
