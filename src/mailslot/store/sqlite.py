@@ -669,10 +669,13 @@ class SQLiteStore:
 def _write_sends(db: sqlite3.Connection, sends: list[Enqueue]) -> list[Outcome]:
     """Store consecutive sends with a few executemany calls; their message ids."""
     messages = [message for send in sends for message in send.messages]
-    (last_id,) = db.execute("SELECT value FROM counters WHERE name = 'last_message_id'").fetchone()
-    ids = range(last_id + 1, last_id + 1 + len(messages))
-    if messages:
-        db.execute("UPDATE counters SET value = ? WHERE name = 'last_message_id'", (ids[-1],))
+    last_id = 0
+    if messages:  # one statement, not a read and a write: a lone send runs four in all
+        (last_id,) = db.execute(
+            "UPDATE counters SET value = value + ? WHERE name = 'last_message_id' RETURNING value",
+            (len(messages),),
+        ).fetchone()
+    ids = range(last_id - len(messages) + 1, last_id + 1)
     alone = [
         (m.recipient_ids[0], message_id, m.sender, m.at, m.text)
         for message_id, m in zip(ids, messages, strict=True)
