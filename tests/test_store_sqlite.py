@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sqlite3
@@ -11,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from mailslot.store import NewMessage, SQLiteStore, StoreError, StoreUnavailable
-from mailslot.store.sqlite import COMMIT_DELAY_BELOW
 from tests.conftest import run, tmpfs
 from tests.test_store import SQLiteBackend
 
@@ -80,52 +78,6 @@ def test_a_data_file_from_the_future_is_refused(tmp_path: Path) -> None:
     async def scenario() -> None:
         with pytest.raises(StoreError, match="schema version 99"):
             await SQLiteStore(path).open()
-
-    run(scenario())
-
-
-def test_a_lone_client_never_waits_for_company(tmp_path: Path) -> None:
-    """The commit delay is for jobs that came in while another commit ran: a client
-    that sends, waits for the acknowledgement and sends again is committed at once."""
-
-    async def scenario() -> None:
-        store = SQLiteStore(tmp_path / "m.sqlite3", commit_delay=0.5)
-        await store.open()
-        bob = await store.create_user("bob", "bob", None, 0)
-        for number in range(20):
-            await store.enqueue([NewMessage("alice", [bob.id], f"{number}", number)])
-        assert store.delayed_commits == 0
-        await store.close()
-
-    run(scenario())
-
-
-@pytest.mark.parametrize(
-    ("commit_delay", "sends", "delayed"),
-    [(0.01, 3, 1), (0.01, COMMIT_DELAY_BELOW, 0), (0.0, 3, 0)],
-)
-def test_a_few_jobs_that_came_in_during_a_commit_wait_for_more(
-    tmp_path: Path, commit_delay: float, sends: int, delayed: int
-) -> None:
-    """Jobs handed over while a commit runs mean other writers are active: a few wait
-    `commit_delay` for company; enough of them commit at once; 0 turns the wait off."""
-    path = tmp_path / "m.sqlite3"
-
-    async def scenario() -> None:
-        store = SQLiteStore(path, commit_delay=commit_delay)
-        await store.open()
-        bob = await store.create_user("bob", "bob", None, 0)
-        held = await SQLiteBackend(path).hold(store)
-        stored = [
-            store.enqueue([NewMessage(f"u{number}", [bob.id], "hi", number)])
-            for number in range(sends)
-        ]
-        commits = store.commits
-        await held.release()
-        await asyncio.gather(*stored)
-        assert store.commits == commits + 2  # the hold's, then every send in one
-        assert store.delayed_commits == delayed
-        await store.close()
 
     run(scenario())
 

@@ -60,14 +60,9 @@ class FairBatches(Generic[R]):
         self.names: dict[int, str] = {}  # user id -> name, so all of a user's jobs share an owner
         self._waiting: OrderedDict[Owner, deque[Call[R] | Enqueue]] = OrderedDict()
         self._passed_over: Call[R] | Enqueue | None = None  # a big job that let small ones go
-        self._count = 0
 
     def __bool__(self) -> bool:
         return bool(self._waiting)
-
-    def __len__(self) -> int:
-        """How many jobs wait."""
-        return self._count
 
     def add(self, job: Call[R] | Enqueue) -> None:
         if isinstance(job, Enqueue):
@@ -77,7 +72,6 @@ class FairBatches(Generic[R]):
             owner = _SHARED
         else:
             owner = self.names.get(job.user_id, job.user_id)
-        self._count += 1
         jobs = self._waiting.get(owner)
         if jobs is None:
             self._waiting[owner] = deque([job])
@@ -89,7 +83,6 @@ class FairBatches(Generic[R]):
         jobs = [job for owner_jobs in self._waiting.values() for job in owner_jobs]
         self._waiting.clear()
         self._passed_over = None
-        self._count = 0
         return jobs
 
     def next_batch(self) -> list[Call[R] | Enqueue]:
@@ -130,7 +123,6 @@ class FairBatches(Generic[R]):
     def _take(self, owner: Owner) -> Call[R] | Enqueue:
         jobs = self._waiting[owner]
         job = jobs.popleft()
-        self._count -= 1
         if jobs:
             self._waiting.move_to_end(owner)
         else:

@@ -25,12 +25,10 @@ back. The free space is looked at (statvfs) again once what was written since th
 last look could have brought it within twice the floor, or after 8 MiB or a second;
 within twice the floor, before every batch.
 
-Commit delay (PostgreSQL's commit_delay, with commit_siblings' idea): when jobs came
-in while the last batch was committing (other writers are active) and only a few
-wait, the thread waits `commit_delay` for more before it commits, so that a
-moderate load of lone sends shares fsyncs instead of paying one each. A lone
-client waiting for its acknowledgement never waits: nothing comes in while its
-commit runs.
+No commit delay (PostgreSQL's commit_delay): waiting 0.3 ms for company when jobs
+came in during the last commit cut CPU per message by 6-8% at 1,000-2,000 lone sends
+a second but raised p50 by 0.6-1 ms and p99 more (docs/benchmarks.md, "Store commit
+path, issue 12"); a busy disk's fsync already groups the jobs that come in meanwhile.
 
 Cost at open: PRAGMA quick_check reads the whole file; about 0.26 s for a
 130 MiB database holding 1,000,000 queued messages (page cache warm).
@@ -78,8 +76,6 @@ MIN_FREE_SPACE_FLOOR = 256 * 1024
 RESERVE_WHEN_FREE_BELOW = 16  # times the reserve's size (8 times the default floor)
 FREE_SPACE_LOOK_BYTES = 8 * 1024 * 1024  # written (pages that may be dirtied) between statvfs
 FREE_SPACE_LOOK_INTERVAL = 1.0  # seconds: other programs write to the disk too
-COMMIT_DELAY = 0.0003  # seconds
-COMMIT_DELAY_BELOW = 8  # jobs waiting: more than that already share a commit well
 
 # A message with one recipient lives in its queue row alone: one b-tree insert to
 # store it, one delete to remove it, and a user's queue stays together on a few
@@ -152,16 +148,12 @@ class SQLiteStore:
         *,
         free_space_floor: int | None = None,
         check_integrity: bool = True,
-        commit_delay: float = COMMIT_DELAY,
     ) -> None:
         """`free_space_floor`: bytes kept free on the data file's file system (None:
-        default_free_space_floor); `check_integrity`: run PRAGMA quick_check at open;
-        `commit_delay`: seconds to wait for more jobs before committing a small batch
-        while other writers are active (0: never wait)."""
+        default_free_space_floor); `check_integrity`: run PRAGMA quick_check at open."""
         self.path = path
         self.free_space_floor = free_space_floor
         self.check_integrity = check_integrity
-        self.commit_delay = float(os.environ.get("SP_DELAY", commit_delay))  # TEMP
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._waiting: FairBatches[_Run] = FairBatches()  # the database thread's
         self._thread: threading.Thread | None = None
@@ -182,7 +174,6 @@ class SQLiteStore:
         self._reserve_bytes = 0
         self._reserve_released = True
         self.commits = 0  # for tests and metrics: how many transactions reached disk
-        self.delayed_commits = 0  # for tests: batches that waited commit_delay for company
         # A number made when the database was created, kept by copies and backups: the
         # data directory's marker holds it, so another database put in its place is seen.
         self.database_id: int | None = None
@@ -360,20 +351,10 @@ class SQLiteStore:
         self._ready.set()
         stopping = False
         try:
-            others_came = False
             while not (stopping and not self._waiting):
                 stopping = self._take_new_jobs(block=not self._waiting) or stopping
-                if (
-                    others_came
-                    and self.commit_delay > 0
-                    and len(self._waiting) < COMMIT_DELAY_BELOW
-                    and not stopping
-                ):
-                    self.delayed_commits += 1
-                    time.sleep(self.commit_delay)
-                    stopping = self._take_new_jobs(block=False) or stopping
                 if self._waiting:
-                    others_came = self._run_batch(db, self._waiting.next_batch())
+                    self._run_batch(db, self._waiting.next_batch())
         finally:
             db.close()
 
@@ -443,10 +424,7 @@ class SQLiteStore:
 
     # -- running a batch -------------------------------------------------------
 
-    def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> bool:
-        """Commit the batch and hand its outcomes back; whether other jobs came in
-        meanwhile (before the hand-back: those after it may be this batch's senders,
-        answered)."""
+    def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[Outcome] = []
         self._written_since_look += sum(job.rows for job in batch) * self._page_size
         if any(job.grows for job in batch):
@@ -463,14 +441,12 @@ class SQLiteStore:
             batch = admitted
         if batch:
             outcomes += self._run_jobs(db, batch)
-        others_came = not self._jobs.empty()
         self._done.append(outcomes)
         if not self._handing_back:
             self._handing_back = True
             loop = outcomes[0][0].get_loop()
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
                 loop.call_soon_threadsafe(self._resolve_done)
-        return others_came
 
     def _resolve_done(self) -> None:
         """On the loop: resolve every batch committed so far. The flag is cleared
