@@ -16,19 +16,19 @@ the jobs that fail get an error.
 
 Headroom: below a free-space floor on the data file's file system, new sends and
 new users are refused with StorageFull, while checks and acks, which free space,
-still run. New pages take space twice until checkpointed (WAL, then database), so the WAL is kept
-within half the default floor and truncated when free space nears the floor.
-When something else fills the disk, a file of that size (`<database>-reserve`,
-set aside once free space is below 8 times the default floor) is given up so
-that the checkpoint and acks still fit; it is set aside again once space is
-back. The free space is looked at (statvfs) again once what was written since the
-last look could have brought it within twice the floor, or after 8 MiB or a second;
-within twice the floor, before every batch.
+still run. New pages take space twice until checkpointed (WAL, then database), so
+the WAL is kept within half the default floor and truncated when free space nears
+the floor. When something else fills the disk, a file of that size
+(`<database>-reserve`, set aside once free space is below 8 times the default
+floor) is given up so that the checkpoint and acks still fit; it is set aside again
+once space is back. The free space is looked at (statvfs) again once what was
+written since the last look could have brought it within twice the floor, or after
+8 MiB or a second; within twice the floor, before every batch.
 
 No commit delay (PostgreSQL's commit_delay): waiting 0.3 ms for company when jobs
-came in during the last commit cut CPU per message by 6-8% at 1,000-2,000 lone sends
-a second but raised p50 by 0.6-1 ms and p99 more (docs/benchmarks.md, "Store commit
-path, issue 12"); a busy disk's fsync already groups the jobs that come in meanwhile.
+came in during the last commit cut CPU per message by 6-9% at 1,000-3,000 lone sends
+a second but raised p50 by 0.4-1 ms, p99 no better (docs/benchmarks.md, "Store
+commit path, issue 12"); a busy disk's fsync already groups what comes in meanwhile.
 
 Cost at open: PRAGMA quick_check reads the whole file; about 0.26 s for a
 130 MiB database holding 1,000,000 queued messages (page cache warm).
@@ -37,7 +37,6 @@ Cost at open: PRAGMA quick_check reads the whole file; about 0.26 s for a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import json
 import logging
@@ -426,7 +425,6 @@ class SQLiteStore:
 
     def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[Outcome] = []
-        self._written_since_look += sum(job.rows for job in batch) * self._page_size
         if any(job.grows for job in batch):
             # What may grow: as many queue rows as there are pages above the floor,
             # since each row may dirty a page of its own (a broadcast's rows do).
@@ -441,12 +439,15 @@ class SQLiteStore:
             batch = admitted
         if batch:
             outcomes += self._run_jobs(db, batch)
+            self._written_since_look += sum(job.rows for job in batch) * self._page_size
         self._done.append(outcomes)
         if not self._handing_back:
             self._handing_back = True
-            loop = outcomes[0][0].get_loop()
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-                loop.call_soon_threadsafe(self._resolve_done)
+            try:
+                outcomes[0][0].get_loop().call_soon_threadsafe(self._resolve_done)
+            except RuntimeError:  # the loop is closed: nobody is waiting
+                self._handing_back = False
+                self._done.clear()
 
     def _resolve_done(self) -> None:
         """On the loop: resolve every batch committed so far. The flag is cleared
