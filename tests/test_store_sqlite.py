@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from mailslot.store import NewMessage, SQLiteStore, StoreError, StoreUnavailable
-from tests.conftest import run
+from tests.conftest import run, tmpfs
 from tests.test_store import SQLiteBackend
 
 
@@ -79,3 +81,34 @@ def test_a_data_file_from_the_future_is_refused(tmp_path: Path) -> None:
             await SQLiteStore(path).open()
 
     run(scenario())
+
+
+def test_free_space_is_looked_at_by_bytes_written_not_per_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """statvfs costs as much as a lone send's SQL: far from the floor it is looked at
+    again only after several MiB (or a second), not before every commit."""
+    looks: list[str] = []
+    statvfs = os.statvfs
+
+    def counted(path: str | os.PathLike[str]) -> os.statvfs_result:
+        looks.append(os.fspath(path))
+        return statvfs(path)
+
+    with tmpfs(tmp_path / "disk", f"size={64 * 1024 * 1024},mode=0700") as disk:
+
+        async def scenario() -> None:
+            store = SQLiteStore(disk / "m.sqlite3")
+            await store.open()
+            bob = await store.create_user("bob", "bob", None, 0)
+            monkeypatch.setattr(os, "statvfs", counted)
+            started = time.monotonic()
+            for number in range(200):
+                await store.enqueue([NewMessage("alice", [bob.id], f"{number}", number)])
+            seconds = time.monotonic() - started
+            commits = store.commits
+            await store.close()
+            assert commits >= 200
+            assert len(looks) <= 2 + seconds  # the first, and one a second
+
+        run(scenario())
