@@ -9,6 +9,8 @@ instead of vanishing inside asyncio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 from typing import cast
 
@@ -49,6 +51,7 @@ class TCPConnection(asyncio.Protocol):
                 transport.write(refusal)
             transport.close()
             return
+        _keep_alive(transport)
         if self._tls is None:
             self._open(transport, peer, source)
         else:
@@ -178,3 +181,20 @@ async def listen(
     return await asyncio.get_running_loop().create_server(
         lambda: TCPConnection(context, tls, handshake_log), host, port, backlog=1024
     )
+
+
+# A client whose machine or network vanished sends no reset: probe it, so that its
+# session (and in cluster mode its name) is freed in about 60 + 3 * 10 s, not only at
+# the idle timeout.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 10, 3
+
+
+def _keep_alive(transport: asyncio.Transport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):  # TCP_KEEP* are Linux/BSD names
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_COUNT)
