@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# a part of ServerProc.cpu_parts() named so is reported but not counted as the server's
+NOT_COUNTED = "not_counted_"
 
 
 def free_port() -> int:
@@ -140,6 +142,12 @@ class ServerProc:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
+
+    def cpu_parts(self) -> dict[str, float]:
+        """CPU-s so far, by part; a system of several processes (nodes and a database)
+        reports each part, and the phase's server CPU is their sum (but for NOT_COUNTED
+        parts)."""
+        return {"server": self.cpu()}
 
     def threads(self) -> dict[int, tuple[float, float, int]]:
         return thread_cpu(self.pid)
