@@ -33,7 +33,7 @@ from bench.base import Params, Result, Unsupported, now, percentile
 from bench.drivers import settle, sleep_until
 from bench.harness import PhaseRun, Worker, bounded_gather, run_phase, split
 from bench.payload import text_for, user_name, verify_one_to_one
-from bench.procs import NOT_COUNTED, ServerProc, cpu_seconds, free_port
+from bench.procs import NOT_COUNTED, ServerProc, cpu_own_reaped, free_port
 from bench.runner import _pcts, figures
 from bench.sys_mailslot import (
     BATCH,
@@ -56,16 +56,20 @@ NODE_NAMES = "abc"
 # what a build without the PostgreSQL hub says when a second node opens the schema
 SOLE_SERVER = "another Mailslot server is using the database"
 OTHERS = NOT_COUNTED + "postgres_other_clients"
-_CLIENT_PORT = re.compile(r" \S+\((\d+)\) ")  # "postgres: 15/main: USER DB HOST(PORT) STATE"
+REAPED = NOT_COUNTED + "postgres_ended"
+# a backend's title: "postgres: 15/main: USER DB HOST(PORT) STATE", or "[local]" for HOST(PORT)
+_CLIENT = re.compile(r" (?:\S+\((\d+)\)|\[local\]) ")
 
 
 class PostgresCpu:
-    """CPU-s of the PostgreSQL server: every process named ``postgres``.
+    """CPU-s of the PostgreSQL server, from every process named ``postgres``.
 
-    The postmaster's own figure includes the children it has reaped, so a backend that
-    ends within a phase still counts. A backend serving a client other than the nodes
-    under test (another program using the same PostgreSQL) is counted apart, under
-    ``OTHERS``, and left out of the sum.
+    Counted (``postgres``): the backends of the nodes under test (found by their client
+    ports) and PostgreSQL's own processes (postmaster, WAL writer, checkpointer, ...).
+    Reported apart and not counted: backends of other clients of the same PostgreSQL
+    (``OTHERS``), and processes that ended meanwhile (``REAPED``: their CPU lands in the
+    postmaster's children's figure, whoever they served; the nodes keep their
+    connections, so on a quiet machine this is about 0).
     """
 
     def __init__(self, node_pids: list[int]) -> None:
@@ -82,7 +86,7 @@ class PostgresCpu:
 
     def parts(self) -> dict[str, float]:
         ours = self._node_ports()
-        total = others = 0.0
+        counted = others = reaped = 0.0
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
@@ -92,15 +96,16 @@ class PostgresCpu:
                         continue
                 with open(f"/proc/{entry.name}/cmdline", "rb") as f:
                     title = f.read().replace(b"\0", b" ").decode(errors="replace")
-                cpu = cpu_seconds(int(entry.name))
-            except OSError:  # ended meanwhile: its CPU is in the postmaster's now
+                own, children = cpu_own_reaped(int(entry.name))
+            except OSError:  # ended meanwhile: its CPU is in the postmaster's children's
                 continue
-            client = _CLIENT_PORT.search(title + " ")
-            if client is not None and int(client.group(1)) not in ours:
-                others += cpu
+            reaped += children
+            client = _CLIENT.search(title + " ")
+            if client is not None and not (client.group(1) and int(client.group(1)) in ours):
+                others += own
             else:
-                total += cpu
-        return {"postgres": total, OTHERS: others}
+                counted += own
+        return {"postgres": counted, OTHERS: others, REAPED: reaped}
 
 
 class NodeGroup(ServerProc):
@@ -483,12 +488,15 @@ def summary(res: dict[str, Any]) -> dict[str, Any]:
             continue
         ph = s["phases"]
         msgs = ph.get("W1+W2", {}).get("messages", 0)
-        node, pg, other = (_per_1k(ph, k, msgs) for k in ("node", "postgres", OTHERS))
+        node, pg, others, ended = (
+            _per_1k(ph, k, msgs) for k in ("node", "postgres", OTHERS, REAPED)
+        )
         out[name] = {
             "node_cpu_per_1k": node,
             "postgres_cpu_per_1k": pg,
             "sum_cpu_per_1k": w12(name),
-            "other_clients_cpu_per_1k": other,
+            "not_counted_other_clients_cpu_per_1k": others,
+            "not_counted_ended_cpu_per_1k": ended,
         }
         if node and pg:
             # N nodes, each on a core of its own, saturate a PostgreSQL on C cores once
@@ -528,10 +536,12 @@ def markdown(res: dict[str, Any]) -> str:
             f"{_f(xp.get('ack_ms_p50'))} / {_f(xp.get('ack_ms_p99'))} | "
             f"{_loss(ver.get('XPUSH'))} |"
         )
-        if sm.get("other_clients_cpu_per_1k"):
+        others, ended = (sm.get(f"not_counted_{k}_cpu_per_1k") for k in ("other_clients", "ended"))
+        if others or ended:
             notes.append(
-                f"- {s['system']}: other clients of the same PostgreSQL used "
-                f"{sm['other_clients_cpu_per_1k']:.4f} CPU-s /1k meanwhile (not counted)"
+                f"- {s['system']}: not counted: backends of other clients of the same "
+                f"PostgreSQL {_f(others, 4)} CPU-s /1k, PostgreSQL processes that ended "
+                f"meanwhile {_f(ended, 4)} CPU-s /1k (W1+W2)"
             )
         if sm.get("nodes_per_postgres_core"):
             notes.append(
@@ -544,10 +554,40 @@ def markdown(res: dict[str, Any]) -> str:
         return ""
     return "\n".join(
         [
-            "### Cluster mode (PostgreSQL): CPU = nodes + every PostgreSQL process",
+            "### Cluster mode (PostgreSQL): CPU = nodes + PostgreSQL",
             "",
             *rows,
             "",
             *notes,
+            "",
+            *split_table(res),
+            "",
         ]
     )
+
+
+def split_table(res: dict[str, Any]) -> list[str]:
+    """Each phase's CPU of the nodes and of PostgreSQL, per 1,000 messages (per 1,000
+    users for a setup, per broadcast for W3-send)."""
+    from bench.report import _f
+
+    rows = [
+        "| system | phase | messages | nodes CPU-s | PostgreSQL CPU-s | nodes /1k | "
+        "PostgreSQL /1k | sum /1k |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in res["systems"]:
+        if s["system"] not in (MailslotPg.name, MailslotPg3.name) or s.get("skipped"):
+            continue
+        for phase, f in s["phases"].items():
+            parts = f.get("server_cpu_parts_s")
+            n = f.get("messages") or f.get("users")
+            if not parts or not n:
+                continue
+            node, pg = parts["node"], parts["postgres"]
+            rows.append(
+                f"| {s['system']} | {phase} | {_f(n)} | {_f(node)} | {_f(pg)} | "
+                f"{_f(node / n * 1000, 4)} | {_f(pg / n * 1000, 4)} | "
+                f"{_f((node + pg) / n * 1000, 4)} |"
+            )
+    return rows if len(rows) > 2 else []
