@@ -171,8 +171,11 @@ class PushRecipient(Worker):
         self.conns = await bounded_gather([self.open_one(u) for u in self.expected], self.conc)
 
     def _done(self) -> bool:
+        """Every recipient had a push for each of its messages (by count, or one each)."""
         return all(
-            p and p[-1][1] >= self.expected[u] for u, p in self.pushes.items() if self.expected[u]
+            p and max(len(p), p[-1][1]) >= self.expected[u]
+            for u, p in self.pushes.items()
+            if self.expected[u]
         )
 
     async def fetch(self, u: int, c: MsConn) -> list[tuple[int, str]]:
