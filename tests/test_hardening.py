@@ -252,12 +252,12 @@ def test_4_one_source_holding_thousands_of_sockets_does_not_lock_others_out(
             attacker.append(sock)
         run(
             eventually(
-                lambda: server.server.anonymous.get("127.0.0.2", 0) >= 32,
+                lambda: server.server.sessions.anonymous.get("127.0.0.2", 0) >= 32,
                 "the attacker's sockets to be accepted",
             )
         )
         time.sleep(0.5)  # time for more to be accepted, were the cap not kept
-        assert server.server.anonymous.get("127.0.0.2", 0) == 32
+        assert server.server.sessions.anonymous.get("127.0.0.2", 0) == 32
 
         async def legit() -> None:
             client = await Client.connect("127.0.0.1", server.port)
@@ -284,7 +284,7 @@ def alice_protected(start_server: ServerFactory) -> Iterator[ServerThread]:
     raw = Raw(server.port)
     assert raw.request({"op": "login", "id": 1, "user": "alice", "password": "right"})["ok"]
     hang_up(raw)
-    run(eventually(lambda: not server.server.claims, "alice to be offline"))
+    run(eventually(lambda: not server.server.hub.claims, "alice to be offline"))
     yield server
 
 
@@ -309,7 +309,7 @@ def test_8_spraying_many_names_from_one_address_is_throttled(start_server: Serve
         name = f"user{i}"
         setup.request({"op": "login", "id": 1, "user": name, "password": "pw"})
         hang_up(setup)
-        run(eventually(lambda: not server.server.claims, f"{name} to be offline"))
+        run(eventually(lambda: not server.server.hub.claims, f"{name} to be offline"))
         setup = Raw(server.port)
     sprayer = raw_from(server.port, "127.0.0.4")
     codes = [
@@ -393,7 +393,7 @@ def test_password_required_says_whether_the_name_is_new(start_server: ServerFact
     assert "new name" in new["message"]
     raw.request({"op": "login", "id": 2, "user": "carol", "password": "one"})
     hang_up(raw)
-    run(eventually(lambda: not server.server.claims, "carol to be offline"))
+    run(eventually(lambda: not server.server.hub.claims, "carol to be offline"))
     again = Raw(server.port).request({"op": "login", "id": 3, "user": "carol"})
     assert again["error"] == "password_required" and again["new"] is False
 

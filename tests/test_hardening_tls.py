@@ -83,7 +83,11 @@ def test_failed_handshakes_are_logged_once_per_source(
         with pytest.raises(ConnectError):
             run(Client.connect("127.0.0.1", tls_server.port, timeout=5))
     # The client gives up as soon as the server hangs up; the server logs just after.
-    run(eventually(lambda: not tls_server.server.anonymous, "the server to finish the handshakes"))
+    run(
+        eventually(
+            lambda: not tls_server.server.sessions.anonymous, "the server to finish the handshakes"
+        )
+    )
     lines = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
     assert len(lines) == 1 and "127.0.0.1" in lines[0]
     tls_server.server.handshake_log.flush(force=True)

@@ -35,3 +35,4 @@ class CloseReason(StrEnum):
     SLOW_CONSUMER = "slow_consumer"
     TOO_LARGE = "too_large"
     MALFORMED = "malformed"
+    UNAVAILABLE = "unavailable"  # the node lost its cluster database: log in again

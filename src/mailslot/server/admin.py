@@ -168,7 +168,7 @@ async def reset_password(server: MailslotServer, request: dict[str, Any]) -> dic
     loop = asyncio.get_running_loop()
     password_hash = await loop.run_in_executor(None, hash_password, password)
     await server.store.set_password(state.record.id, password_hash)
-    server.password_set(state, password_hash)
+    server.hub.password_set(state, password_hash)
     log.info("admin: reset the password of %r", state.name)
     return {"name": state.name}
 
@@ -177,7 +177,7 @@ async def delete_user(server: MailslotServer, request: dict[str, Any]) -> dict[s
     state = _user(server, request)
     # Routing stops finding the name first, so no new mail is queued for it; a
     # session that is logged in as it is closed before its rows go.
-    server.directory.remove(state)
+    server.hub.user_deleted(state)
     signed_out = state.session is not None
     if state.session is not None:
         state.session.close(CloseReason.ACCOUNT_DELETED)

@@ -9,30 +9,26 @@ import logging
 import resource
 import socket
 import ssl
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mailslot import __version__
-from mailslot.protocol import CloseReason, ErrorCode, encode
+from mailslot.protocol import CloseReason
+from mailslot.server.accounts import Accounts
 from mailslot.server.channel import Channel, TCPChannel, peer_and_source
 from mailslot.server.config import ServerConfig, StartupError, listen_failure
+from mailslot.server.connections import Connections
+from mailslot.server.context import SessionContext
 from mailslot.server.datadir import DataDir
-from mailslot.server.directory import Directory, UserState
+from mailslot.server.directory import Directory
 from mailslot.server.events import EventFeed
+from mailslot.server.hub.base import Hub
+from mailslot.server.hub.local import LocalHub
 from mailslot.server.metrics import ServerMetrics
 from mailslot.server.operations import Operations
-from mailslot.server.refusal import error_frame
 from mailslot.server.session import Session
-from mailslot.server.throttle import FailureWindow, RepeatLog, SourceBuckets
-from mailslot.store import (
-    SQLiteStore,
-    Store,
-    StoreError,
-    UserRecord,
-    is_postgres_url,
-    redact,
-)
+from mailslot.server.throttle import LoginThrottles, RepeatLog
+from mailslot.store import SQLiteStore, Store, StoreError, is_postgres_url, redact
 
 log = logging.getLogger("mailslot.server")
 
@@ -41,6 +37,7 @@ log = logging.getLogger("mailslot.server")
 class UserRow:
     name: str
     online: bool
+    node: str | None  # the node it is logged in on (cluster mode), or None
     connected_since: datetime | None
     last_seen: datetime | None
     waiting: int
@@ -84,22 +81,32 @@ class MailslotServer:
     def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
         self.config = config
         self.store: Store = store if store is not None else open_store(config)
-        self.directory = Directory()
         self.events = EventFeed()
+        self.metrics = ServerMetrics()
         limits = config.limits
-        self.login_failures = FailureWindow(limits.login_failures)  # by (source, name key)
-        self.source_failures = FailureWindow(limits.login_failures_per_source)  # by source
-        self.new_user_buckets = SourceBuckets(limits.new_users_per_source)
+        throttles = LoginThrottles(
+            limits.login_failures, limits.login_failures_per_source, limits.new_users_per_source
+        )
+        self.hub: Hub = open_hub(config, self.node_name, self.events, self.metrics, throttles)
         self.refusal_log = RepeatLog(log, "refused logins")
         self.connection_log = RepeatLog(log, "refused connections")
         self.handshake_log = RepeatLog(log, "failed TLS handshakes")
         self.slow_consumer_log = RepeatLog(log, "slow consumers dropped")
-        self.claims: dict[str, Session] = {}  # names logged in, or logging in, right now
-        self.sessions: set[Session] = set()
-        self.anonymous: dict[str, int] = {}  # connections not logged in, per source
-        self.presence_watchers: set[Session] = set()  # logged in and asking for presence events
-        self.delivered = 0
-        self.metrics = ServerMetrics()
+        self.throttles = throttles
+        self.sessions = Connections(limits, self.metrics, self.events, self.connection_log)
+        self.context = SessionContext(
+            software=self.software,
+            auth=config.auth,
+            limits=limits,
+            store=self.store,
+            hub=self.hub,
+            accounts=Accounts(config.auth, self.store, self.hub, throttles),
+            connections=self.sessions,
+            metrics=self.metrics,
+            events=self.events,
+            refusal_log=self.refusal_log,
+            slow_consumer_log=self.slow_consumer_log,
+        )
         self.operations = Operations(self)  # admin socket, HTTP side port
         self.started_at = datetime.now(UTC)
         self.port = config.port
@@ -111,8 +118,12 @@ class MailslotServer:
         self._data_dir = DataDir(config.data_dir, config.database_file)
 
     @property
+    def directory(self) -> Directory:
+        return self.hub.directory
+
+    @property
     def node_name(self) -> str:
-        return self.config.node_name or socket.gethostname()
+        return node_name(self.config)
 
     @property
     def address(self) -> str:
@@ -141,6 +152,7 @@ class MailslotServer:
             self._listener = await self._listen()
         except BaseException:
             await self.operations.stop()
+            await self.hub.stop()
             await self.store.close()
             self._data_dir.close()
             raise
@@ -176,6 +188,7 @@ class MailslotServer:
             waiting = await self.store.waiting_counts()
             for record in await self.store.load_users():
                 self.directory.add(record, waiting.get(record.id, 0))
+            await self.hub.start()
         except StoreError as error:
             raise StartupError(str(error)) from None
 
@@ -204,14 +217,14 @@ class MailslotServer:
             self._listener.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for session in list(self.sessions):
-            session.close(CloseReason.SHUTDOWN)
+        self.sessions.close_all(CloseReason.SHUTDOWN)
         if self._tasks:
             _, unfinished = await asyncio.wait(self._tasks, timeout=5)
             for task in unfinished:
                 task.cancel()
         # After the sessions: the HTTP side waits for its WebSocket handlers to end.
         await self.operations.stop()
+        await self.hub.stop()
         await self.store.close()
         self._data_dir.close()
         log.info("stopped; %d users known", len(self.directory))
@@ -229,51 +242,25 @@ class MailslotServer:
             writer.close()
             return
         if self._tls is not None and not await self._handshake(writer, peer, source):
-            self._left_anonymous(source)
+            self.sessions.left_anonymous(source)
             return
         await self.serve(TCPChannel(reader, writer, self.config.limits.max_frame), peer, source)
 
     def admit(self, peer: str, source: str) -> bytes | None:
-        """Count a new connection as one that has not logged in yet; or, if it is refused,
-        the error frame that says why (logged once per source per interval)."""
-        refusal = self._refuse_connection(source)
-        if refusal is None:
-            self.anonymous[source] = self.anonymous.get(source, 0) + 1
-            return None
-        self.metrics.connections_refused[ErrorCode.SERVER_BUSY] += 1
-        self.connection_log.refused(source, "server_busy", f"rejected {peer}: {refusal}")
-        self.events.publish("rejected", peer=peer, detail=ErrorCode.SERVER_BUSY)
-        return error_frame(None, ErrorCode.SERVER_BUSY, refusal)
+        """None if a new connection may go on, or the error frame that refuses it."""
+        return self.sessions.admit(peer, source)
 
     async def serve(self, channel: Channel, peer: str, source: str) -> None:
         """Run a session on an admitted connection until it ends, whatever its transport."""
-        session = Session(self, channel, peer, source)
+        session = Session(self.context, channel, peer, source)
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        self.sessions.add(session)
-        self.metrics.connections_accepted += 1
-        log.info("connection from %s", peer)
-        self.events.publish("connected", peer=peer)
+        self.sessions.opened(session)
         try:
             await session.run()
         finally:
             self._tasks.discard(task)
-            if session.user is None:
-                self._left_anonymous(source)
-
-    def _refuse_connection(self, source: str) -> str | None:
-        """Why a new connection from `source` is refused, or None."""
-        limits = self.config.limits
-        if len(self.sessions) >= limits.max_connections:
-            return "the server is full; try again later"
-        per_source = limits.max_anonymous_per_source
-        if per_source and self.anonymous.get(source, 0) >= per_source:
-            return (
-                f"{per_source} connections from your address have not logged in yet; "
-                "log in on those or close them first"
-            )
-        return None
 
     async def _handshake(self, writer: asyncio.StreamWriter, peer: str, source: str) -> bool:
         assert self._tls is not None
@@ -290,82 +277,22 @@ class MailslotServer:
             return False
         return True
 
-    def _left_anonymous(self, source: str) -> None:
-        left = self.anonymous.get(source, 0) - 1
-        if left > 0:
-            self.anonymous[source] = left
-        else:
-            self.anonymous.pop(source, None)
-
-    def logged_in(self, session: Session, created: bool) -> None:
-        state = session.user
-        assert state is not None
-        self._left_anonymous(session.source)
-        self.directory.went_online(state, session, datetime.now(UTC))
-        self.metrics.logins_ok += 1
-        if session.presence:
-            self.presence_watchers.add(session)
-        log.info("login %r from %s%s", state.name, session.peer, " (new user)" if created else "")
-        self.events.publish("login", user=state.name, peer=session.peer)
-        if created:
-            self._broadcast({"event": "new_user", "user": state.name}, session)
-        self._broadcast({"event": "online", "user": state.name}, session)
-
-    def disconnected(self, session: Session) -> None:
-        self.sessions.discard(session)
-        self.presence_watchers.discard(session)
-        state = session.user
-        reason = session.close_reason or "closed"
-        if state is None:
-            log.info("disconnect %s (%s)", session.peer, reason)
-            self.events.publish("disconnected", peer=session.peer, detail=reason)
-            return
-        if self.claims.get(state.record.key) is session:
-            del self.claims[state.record.key]
-        self.directory.went_offline(state, datetime.now(UTC))
-        log.info("disconnect %r %s (%s)", state.name, session.peer, reason)
-        self.events.publish("disconnected", user=state.name, peer=session.peer, detail=reason)
-        self._broadcast({"event": "offline", "user": state.name}, session)
-
-    def _broadcast(self, event: dict[str, str], origin: Session) -> None:
-        frame = encode(event)
-        for session in self.presence_watchers:
-            if session is not origin:
-                session.push(frame)
-
-    # -- routing ---------------------------------------------------------------------
-
-    def user_created(self, record: UserRecord) -> UserState:
-        state = self.directory.add(record)  # logged with the login it belongs to
-        self.events.publish("user_created", user=record.name)
-        return state
-
-    def password_set(self, state: UserState, password_hash: str) -> None:
-        state.record = replace(state.record, password_hash=password_hash)
-        log.info("password set for %r", state.name)
-
-    def delivered_to_queues(self, sender: UserState, recipients: list[UserState]) -> None:
-        self.metrics.enqueued += len(recipients)
-        for state in recipients:
-            state.waiting += 1
-            if state.session is not None:
-                state.session.push(encode({"event": "mail", "waiting": state.waiting}))
-        if self.events.watched:
-            self.events.publish("enqueued", user=sender.name, count=len(recipients))
-
-    def acknowledged(self, state: UserState, count: int) -> None:
-        if not count:
-            return
-        state.waiting = max(0, state.waiting - count)
-        self.metrics.acked += count
-        self.delivered += count
-        self.events.publish("delivered", user=state.name, count=count)
+    @property
+    def delivered(self) -> int:
+        return self.hub.delivered_total
 
     # -- for the dashboard ---------------------------------------------------------
 
     def snapshot(self) -> ServerSnapshot:
         rows = [
-            UserRow(s.name, s.online, s.connected_since, s.last_seen, s.waiting)
+            UserRow(
+                s.name,
+                s.online,
+                self.node_name if s.session is not None else s.node,
+                s.connected_since,
+                s.last_seen,
+                s.waiting,
+            )
             for s in self.directory.sorted()
         ]
         return ServerSnapshot(
@@ -386,14 +313,7 @@ class MailslotServer:
         period = max(0.2, min(limits.idle_timeout / 4, limits.login_timeout / 4, 30.0))
         while True:
             await asyncio.sleep(period)
-            now = time.monotonic()
-            idle_since = now - limits.idle_timeout
-            login_since = now - limits.login_timeout
-            for session in list(self.sessions):
-                if session.user is None and session.connected_at < login_since:
-                    session.close(CloseReason.LOGIN_TIMEOUT)
-                elif session.last_activity < idle_since:
-                    session.close(CloseReason.IDLE)
+            self.sessions.sweep()
             for repeats in (
                 self.refusal_log,
                 self.connection_log,
@@ -401,9 +321,7 @@ class MailslotServer:
                 self.slow_consumer_log,
             ):
                 repeats.flush()
-            self.login_failures.prune()
-            self.source_failures.prune()
-            self.new_user_buckets.prune()
+            self.throttles.prune()
 
 
 def _raise_open_file_limit() -> None:
@@ -423,9 +341,32 @@ def open_store(config: ServerConfig) -> Store:
             f" {config.database!r}; leave it out to keep the data in --data-dir"
         )
     try:
+        from mailslot.store.cluster import application_name
         from mailslot.store.postgres import PostgresStore
     except ImportError:
         raise StartupError(
             "PostgreSQL needs the asyncpg package: pip install 'mailslot[postgres]'"
         ) from None
-    return PostgresStore(config.database, sole_user=True)
+    return PostgresStore(
+        config.database,
+        server_settings={"application_name": application_name(node_name(config))},
+    )
+
+
+def node_name(config: ServerConfig) -> str:
+    return config.node_name or socket.gethostname()
+
+
+def open_hub(
+    config: ServerConfig,
+    node: str,
+    events: EventFeed,
+    metrics: ServerMetrics,
+    throttles: LoginThrottles,
+) -> Hub:
+    """In-process for one node on SQLite; on PostgreSQL, every node of the cluster."""
+    if config.database is None:
+        return LocalHub(events, metrics, throttles)
+    from mailslot.server.hub.postgres import PostgresHub
+
+    return PostgresHub(config.database, node, events, metrics, throttles)

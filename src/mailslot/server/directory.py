@@ -16,14 +16,15 @@ from mailslot.server.throttle import TokenBucket
 from mailslot.store import UserRecord
 
 if TYPE_CHECKING:
-    from mailslot.server.session import Session
+    from mailslot.server.hub.base import Listener
 
 
 @dataclass(slots=True, eq=False)
 class UserState:
     record: UserRecord
     waiting: int = 0
-    session: Session | None = None
+    session: Listener | None = None  # logged in on this node
+    node: str | None = None  # logged in on another node of the cluster: its name
     connected_since: datetime | None = None
     last_seen: datetime | None = None
     fanout: TokenBucket | None = None  # queue places this user's sends may still fill
@@ -34,12 +35,14 @@ class UserState:
 
     @property
     def online(self) -> bool:
-        return self.session is not None
+        return self.session is not None or self.node is not None
 
 
 class Directory:
     def __init__(self) -> None:
         self.by_key: dict[str, UserState] = {}
+        self.by_id: dict[int, UserState] = {}
+        self.max_id = 0
         # UTS #39 skeletons of every name, and of names being created right now, to the
         # key of the user who has it: a new name must not look like anyone else's (B13).
         self._looks: dict[str, str] = {}
@@ -48,6 +51,8 @@ class Directory:
     def add(self, record: UserRecord, waiting: int = 0) -> UserState:
         state = UserState(record, waiting)
         self.by_key[record.key] = state
+        self.by_id[record.id] = state
+        self.max_id = max(self.max_id, record.id)
         self._reserve(record.name, record.key)
         self._sorted = None
         return state
@@ -56,6 +61,7 @@ class Directory:
         """Forget a deleted user: its name, and names that look like it, become free."""
         key = state.record.key
         del self.by_key[key]
+        del self.by_id[state.record.id]
         self._looks = {skeleton: k for skeleton, k in self._looks.items() if k != key}
         self._sorted = None
 
@@ -96,7 +102,7 @@ class Directory:
             self._sorted = sorted(self.by_key.values(), key=lambda s: (s.record.key, s.name))
         return self._sorted
 
-    def went_online(self, state: UserState, session: Session, at: datetime) -> None:
+    def went_online(self, state: UserState, session: Listener, at: datetime) -> None:
         state.session = session
         state.connected_since = at
 

@@ -67,11 +67,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready for clients: listening, and the store takes a write (one small commit)."""
+    """Ready for clients: listening, in touch with the cluster (if any), and the store
+    takes a write (one small commit)."""
     server = request.app[SERVER]
     problems = []
     if not server.listening:
         problems.append("not listening")
+    trouble = server.hub.trouble()
+    if trouble is not None:
+        problems.append(trouble)
     try:
         await asyncio.wait_for(server.store.check_writable(), READY_TIMEOUT)
     except TimeoutError:

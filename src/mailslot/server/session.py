@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -45,16 +45,14 @@ from mailslot.protocol import (
     name_key,
     now_micros,
 )
-from mailslot.server import accounts, routing
+from mailslot.server import routing
 from mailslot.server.channel import WRITE_HIGH_WATER, Channel
+from mailslot.server.context import SessionContext
 from mailslot.server.directory import UserState
 from mailslot.server.refusal import Refusal, error_frame, rate_limited
 from mailslot.server.throttle import TokenBucket
 from mailslot.store import Batch, NewMessage, StorageFull, StoreError, StoreUnavailable
 from mailslot.store.batching import ROWS_PER_COMMIT
-
-if TYPE_CHECKING:
-    from mailslot.server.core import MailslotServer
 
 log = logging.getLogger("mailslot.server")
 
@@ -99,6 +97,10 @@ def _store_failure(error: Exception) -> tuple[ErrorCode, str]:
     return ErrorCode.INTERNAL, "the server could not store this; nothing was changed"
 
 
+class _CatchUp(Exception):
+    """A send needs the users created on other nodes since the hub last looked."""
+
+
 class _Sends:
     """Consecutive sends of one read, handed to the store as one job. They arrived
     together, so they share one reception time."""
@@ -120,14 +122,9 @@ class _Sends:
 
 
 class Session:
-    def __init__(
-        self,
-        server: MailslotServer,
-        channel: Channel,
-        peer: str,
-        source: str,
-    ) -> None:
-        self.server = server
+    def __init__(self, context: SessionContext, channel: Channel, peer: str, source: str) -> None:
+        self.context = context
+        self.hub = context.hub
         self.channel = channel
         self.peer = peer
         self.source = source
@@ -135,7 +132,7 @@ class Session:
         self.presence = True
         self.connected_at = self.last_activity = time.monotonic()
         self.close_reason: str | None = None
-        limits = server.config.limits
+        limits = context.limits
         self._limits = limits
         self._bucket = (
             TokenBucket(limits.rate_per_second, limits.rate_burst)
@@ -152,9 +149,9 @@ class Session:
             encode(
                 {
                     "event": "welcome",
-                    "server": self.server.software,
+                    "server": self.context.software,
                     "versions": list(PROTOCOL_VERSIONS),
-                    "auth": self.server.config.auth,
+                    "auth": self.context.auth,
                     "limits": {
                         "max_frame": limits.max_frame,
                         "max_text": limits.max_text,
@@ -184,7 +181,9 @@ class Session:
         except (ConnectionError, OSError) as error:
             self.close_reason = self.close_reason or f"connection lost ({error.__class__.__name__})"
         finally:
-            self.server.disconnected(self)
+            if self.user is not None:
+                self.hub.logged_out(self.user, self)
+            self.context.connections.closed(self)
             if not self.channel.closing():
                 self.channel.close()
 
@@ -202,6 +201,10 @@ class Session:
             refused: bytes | None = None
             if isinstance(request, Send):
                 prepared = self._take_send(request, received_at)
+                if prepared is None:
+                    await self.hub.catch_up()
+                    prepared = self._take_send(request, received_at, caught_up=True)
+                    assert prepared is not None
                 if not isinstance(prepared, bytes):
                     recipients, message = prepared
                     # one job at most what the store commits at once, so that one
@@ -264,13 +267,17 @@ class Session:
             return error_frame(request.id, ErrorCode.INTERNAL, message)
 
     def _take_send(
-        self, request: Send, received_at: int
-    ) -> tuple[list[UserState], NewMessage] | bytes:
-        """A valid send's recipients and message, or the error reply that refuses it."""
+        self, request: Send, received_at: int, caught_up: bool = False
+    ) -> tuple[list[UserState], NewMessage] | bytes | None:
+        """A valid send's recipients and message, or the error reply that refuses it;
+        None when the hub must first catch up with users created elsewhere."""
         self._malformed_in_a_row = 0
         try:
-            self._admit(request)
-            return self._prepare_send(request, received_at)
+            if not caught_up:
+                self._admit(request)
+            return self._prepare_send(request, received_at, caught_up)
+        except _CatchUp:
+            return None
         except Refusal as refusal:
             return refusal.frame(request.id)
         except Exception:
@@ -319,8 +326,8 @@ class Session:
 
     def _drop_slow_consumer(self) -> None:
         self.close_reason = CloseReason.SLOW_CONSUMER
-        self.server.metrics.slow_consumer_drops += 1
-        self.server.slow_consumer_log.refused(
+        self.context.metrics.slow_consumer_drops += 1
+        self.context.slow_consumer_log.refused(
             self.source,
             "slow_consumer",
             f"dropping {self.peer}: it left over {self._limits.max_output_buffer} bytes unread",
@@ -364,81 +371,81 @@ class Session:
         return encode({"id": request.id, "ok": True, "version": request.version})
 
     async def _login(self, request: Login) -> bytes:
-        server = self.server
+        hub, accounts = self.hub, self.context.accounts
         if self.user is not None:
             raise Refusal(ErrorCode.ALREADY_LOGGED_IN, f"already logged in as {self.user.name!r}")
         try:
             key = name_key(request.user)
-            known = server.directory.by_key.get(key)
+            known = hub.directory.by_key.get(key)
             # New names meet today's rules; a name stored under older ones keeps working.
             name = known.name if known is not None else display_name(request.user)
         except InvalidName as error:
             self._rejected(ErrorCode.INVALID_USERNAME, request.user)
             raise Refusal(ErrorCode.INVALID_USERNAME, str(error)) from None
         try:
-            accounts.throttle_check(server, key, name, self.source)
+            accounts.throttle_check(key, name, self.source)
+            if hub.claimed(key):
+                raise Refusal(ErrorCode.USERNAME_IN_USE, f"username {name!r} is in use")
+            hub.hold(key, self)  # across the awaits below, so that a racing login sees it
+            try:
+                state, created = await accounts.authenticate(
+                    key, name, request.password, self.source
+                )
+                if not await hub.claim(state, self):  # logged in on another node
+                    raise Refusal(ErrorCode.USERNAME_IN_USE, f"username {state.name!r} is in use")
+            except BaseException:
+                hub.unhold(key, self)
+                raise
         except Refusal as refusal:
             self._rejected(refusal.code, name)
             raise
-        if key in server.claims:
-            self._rejected(ErrorCode.USERNAME_IN_USE, name)
-            raise Refusal(ErrorCode.USERNAME_IN_USE, f"username {name!r} is in use")
-        server.claims[key] = self  # held across the awaits below, so a racing login sees it
-        try:
-            state, created = await accounts.authenticate(
-                server, key, name, request.password, self.source
-            )
-        except Refusal as refusal:
-            del server.claims[key]
-            self._rejected(refusal.code, name)
-            raise
-        except BaseException:
-            del server.claims[key]
-            raise
-        if self.channel.closing():  # gone while the password was checked
-            del server.claims[key]
-            return b""
+        # Logged in even if the client left meanwhile: leaving logs it out again.
         self.user = state
         self.presence = request.presence
-        server.logged_in(self, created)
+        self.context.connections.left_anonymous(self.source)
+        hub.logged_in(state, self, created)
+        self.context.metrics.logins_ok += 1
+        log.info("login %r from %s%s", state.name, self.peer, " (new user)" if created else "")
+        self.context.events.publish("login", user=state.name, peer=self.peer)
+        waiting = await hub.waiting(state)
         reply = encode(
             {
                 "id": request.id,
                 "ok": True,
                 "user": state.name,
                 "created": created,
-                "waiting": state.waiting,
+                "waiting": waiting,
             }
         )
-        if state.waiting:
-            reply += encode({"event": "mail", "waiting": state.waiting})
+        if waiting:
+            reply += encode({"event": "mail", "waiting": waiting})
         return reply
 
     async def _passwd(self, request: Passwd) -> bytes:
         me = self._me()
         try:
-            await accounts.change_password(self.server, me, request.old, request.new, self.source)
+            await self.context.accounts.change_password(me, request.old, request.new, self.source)
         except Refusal as refusal:
             self._rejected(refusal.code, me.name)
             raise
         return encode({"id": request.id, "ok": True})
 
     def _rejected(self, code: ErrorCode, name: str) -> None:
-        self.server.metrics.logins_refused[code] += 1
-        self.server.refusal_log.refused(
-            self.source, code, f"rejected {self.peer} as {name!r}: {code}"
-        )
-        self.server.events.publish("rejected", user=name, peer=self.peer, detail=code)
+        context = self.context
+        context.metrics.logins_refused[code] += 1
+        context.refusal_log.refused(self.source, code, f"rejected {self.peer} as {name!r}: {code}")
+        context.events.publish("rejected", user=name, peer=self.peer, detail=code)
 
     def _users(self, request: Users) -> bytes:
         self._me()
         users = [
-            {"name": state.name, "online": state.session is not None}
-            for state in self.server.directory.sorted()
+            {"name": state.name, "online": state.online} for state in self.hub.directory.sorted()
         ]
         return encode({"id": request.id, "ok": True, "users": users})
 
-    def _prepare_send(self, request: Send, received_at: int) -> tuple[list[UserState], NewMessage]:
+    def _prepare_send(
+        self, request: Send, received_at: int, caught_up: bool
+    ) -> tuple[list[UserState], NewMessage]:
         me = self._me()
         limits = self._limits
         text = request.text
@@ -450,10 +457,17 @@ class Session:
                 f"the message has {len(text)} characters; the limit is {limits.max_text}",
                 max=limits.max_text,
             )
-        recipients = routing.recipients(self.server.directory, me, request, limits.max_recipients)
+        if request.mode == "all" and not caught_up:
+            raise _CatchUp()  # with the users other nodes created a moment ago
+        try:
+            recipients = routing.recipients(self.hub.directory, me, request, limits.max_recipients)
+        except Refusal as refusal:
+            if refusal.code == ErrorCode.UNKNOWN_RECIPIENT and not caught_up:
+                raise _CatchUp() from None
+            raise
         if limits.fanout_per_second:
             self._spend_fanout(me, len(recipients))
-        self.server.metrics.sends[request.mode] += 1
+        self.context.metrics.sends[request.mode] += 1
         return recipients, NewMessage(me.name, [s.record.id for s in recipients], text, received_at)
 
     def _spend_fanout(self, me: UserState, places: int) -> None:
@@ -469,28 +483,37 @@ class Session:
     def _store_sends(self, sends: _Sends) -> _Pending:
         me = self.user
         assert me is not None
+        hub, events = self.hub, self.context.events
+
+        def committed(future: asyncio.Future[list[int]]) -> None:
+            # New mail is announced when it is in the queues, before the sender hears
+            # back, whichever connection or node the recipients are on.
+            if future.cancelled() or future.exception() is not None:
+                return
+            for recipients in sends.recipients:
+                hub.delivered(recipients)
+                if events.watched:
+                    events.publish("enqueued", user=me.name, count=len(recipients))
 
         def stored(message_ids: list[int]) -> bytes:
-            replies = []
             at = format_time(sends.at)
-            for request_id, recipients, message_id in zip(
-                sends.request_ids, sends.recipients, message_ids, strict=True
-            ):
-                self.server.delivered_to_queues(me, recipients)
-                replies.append(
-                    encode(
-                        {
-                            "id": request_id,
-                            "ok": True,
-                            "msg": message_id,
-                            "at": at,
-                            "recipients": len(recipients),
-                        }
-                    )
+            return b"".join(
+                encode(
+                    {
+                        "id": request_id,
+                        "ok": True,
+                        "msg": message_id,
+                        "at": at,
+                        "recipients": len(recipients),
+                    }
                 )
-            return b"".join(replies)
+                for request_id, recipients, message_id in zip(
+                    sends.request_ids, sends.recipients, message_ids, strict=True
+                )
+            )
 
-        future = self.server.store.enqueue(sends.messages)
+        future = self.context.store.enqueue(sends.messages)
+        future.add_done_callback(committed)
         return _Pending(sends.request_ids, future, stored)
 
     def _check(self, request: Check) -> _Pending:
@@ -514,23 +537,23 @@ class Session:
                     break
                 parts.append(msgspec.Raw(part))
                 size += len(part)
-            self.server.metrics.fetched += len(parts)
+            self.context.metrics.fetched += len(parts)
             return encode(
                 {"id": request.id, "ok": True, "messages": parts, "more": more, "none": not parts}
             )
 
-        future = self.server.store.fetch(me.record.id, limit, request.after)
+        future = self.context.store.fetch(me.record.id, limit, request.after)
         return _Pending([request.id], future, fetched)
 
     def _ack(self, request: Ack) -> _Pending:
         me = self._me()
 
         def deleted(count: int) -> bytes:
-            self.server.acknowledged(me, count)
+            self.hub.acknowledged(me, count)
             return encode({"id": request.id, "ok": True, "deleted": count, "waiting": me.waiting})
 
         ids = list(dict.fromkeys(request.ids))
-        return _Pending([request.id], self.server.store.ack(me.record.id, ids), deleted)
+        return _Pending([request.id], self.context.store.ack(me.record.id, ids), deleted)
 
 
 _HANDLERS: dict[type, Callable[[Session, Any], bytes | _Pending]] = {

@@ -142,3 +142,28 @@ class RepeatLog:
                     self._interval,
                     reasons,
                 )
+
+
+class LoginThrottles:
+    """Wrong passwords counted per (source, name) and per source, and new names per
+    source (B13); in a cluster every node counts every node's failures."""
+
+    def __init__(self, per_name: int, per_source: int, new_users_per_hour: int) -> None:
+        self.by_name = FailureWindow(per_name)
+        self.by_source = FailureWindow(per_source)
+        self.new_users = SourceBuckets(new_users_per_hour)
+
+    def retry_after(self, source: str, key: str) -> float:
+        return max(self.by_name.retry_after((source, key)), self.by_source.retry_after(source))
+
+    def failed(self, source: str, key: str) -> None:
+        self.by_name.failed((source, key))
+        self.by_source.failed(source)
+
+    def succeeded(self, source: str, key: str) -> None:
+        self.by_name.succeeded((source, key))
+
+    def prune(self) -> None:
+        self.by_name.prune()
+        self.by_source.prune()
+        self.new_users.prune()

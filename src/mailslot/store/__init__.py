@@ -4,6 +4,7 @@ import re
 
 from mailslot.store.base import (
     Batch,
+    NameTaken,
     NewMessage,
     StorageFull,
     Store,
@@ -28,6 +29,7 @@ def redact(url: str) -> str:
 
 __all__ = [
     "Batch",
+    "NameTaken",
     "NewMessage",
     "SQLiteStore",
     "StorageFull",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ class StoreError(Exception):
     operation failed with it. str() is a sentence that may be shown to a user."""
 
 
+class NameTaken(StoreError):
+    """create_user lost a race: another node stored the same name key first."""
+
+
 class StorageFull(StoreError):
     """The disk holding the data is full, or below the free-space floor the store
     keeps: new messages and new users are refused, while checks and acks (which free
@@ -69,7 +74,11 @@ class Store(Protocol):
       its commit are not affected.
     - Message ids increase in the order messages are stored and are never reused,
       not even after their messages were acknowledged and deleted, nor across
-      restarts: clients de-duplicate by id.
+      restarts: clients de-duplicate by id. Several stores on one database (the
+      nodes of a cluster) never hand out the same id; each one's ids increase in
+      its own order of storing.
+    - Names are unique by key: create_user raises NameTaken when another store on
+      the same database stored the key first.
     - One user's operations (its sends, checks and acks) take effect in the order
       they were handed over; operations of different users may be reordered for
       fairness, so that one user's burst does not hold up the others.
@@ -97,8 +106,10 @@ class Store(Protocol):
         """Protect a name that was first used without a password."""
         ...
 
-    def enqueue(self, messages: Sequence[NewMessage]) -> Awaitable[list[int]]:
-        """Store each text once and queue it for its recipients; the ids, in order."""
+    def enqueue(self, messages: Sequence[NewMessage]) -> asyncio.Future[list[int]]:
+        """Store each text once and queue it for its recipients; the ids, in order.
+        A future, so that the server can act on the commit (push "new mail") before
+        the sender's reply is written."""
         ...
 
     def fetch(self, user_id: int, limit: int, after: int = 0) -> Awaitable[Batch]:

@@ -50,6 +50,7 @@ from mailslot.store import redact
 from mailslot.store.base import (
     Batch,
     CommitStats,
+    NameTaken,
     NewMessage,
     StorageFull,
     StoredMessage,
@@ -70,8 +71,8 @@ MIGRATIONS = "migrations/postgres"
 # The key of the advisory lock that stores hold shared and `mailslot migrate` alone: one
 # per schema, so that the tables of several Mailslots in one database are told apart.
 NODES_LOCK_KEY = "hashtext('mailslot nodes ' || coalesce(current_schema(), ''))"
-# Held alone by a server that must be the only one on its tables (see `sole_user`).
-SOLE_USER_LOCK_KEY = "hashtext('mailslot sole server ' || coalesce(current_schema(), ''))"
+# Taken by each transaction that stores a new user (see create_user).
+USERS_LOCK_KEY = "hashtext('mailslot users ' || coalesce(current_schema(), ''))"
 
 T = TypeVar("T")
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
@@ -113,14 +114,10 @@ class PostgresStore:
         server_settings: Mapping[str, str] | None = None,
         command_timeout: float = COMMAND_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
-        sole_user: bool = False,
     ) -> None:
         """`dsn`: postgresql://USER@HOST/DB (query parameters such as search_path are
-        passed on as settings); `server_settings`: more settings for the session;
-        `sole_user`: refuse to open while another store that asked the same uses these
-        tables (a server keeps its users' presence in memory, so two would disagree)."""
+        passed on as settings); `server_settings`: more settings for the session."""
         self.dsn = dsn
-        self.sole_user = sole_user
         self.server_settings = {
             "application_name": "mailslot",
             **(server_settings or {}),
@@ -194,19 +191,29 @@ class PostgresStore:
     async def create_user(
         self, key: str, name: str, password_hash: str | None, at: int
     ) -> UserRecord:
-        async def create(db: Connection) -> UserRecord:
+        async def create(db: Connection) -> UserRecord | None:
+            # New users are stored one at a time across all nodes, so that their ids
+            # commit in increasing order and a node reading "users above the last id I
+            # know" misses nobody (ClusterLink.users_after).
+            await db.execute(f"SELECT pg_advisory_xact_lock({USERS_LOCK_KEY})")
             user_id = await db.fetchval(
                 "INSERT INTO users (id, key, name, password_hash, created_at)"
-                " VALUES (nextval('user_ids'), $1, $2, $3, $4) RETURNING id",
+                " VALUES (nextval('user_ids'), $1, $2, $3, $4)"
+                " ON CONFLICT (key) DO NOTHING RETURNING id",
                 key,
                 name,
                 password_hash,
                 at,
             )
+            if user_id is None:
+                return None
             self._waiting.names[user_id] = name
             return UserRecord(user_id, key, name, password_hash, at)
 
-        return await self._call(create, grows=True)
+        record = await self._call(create, grows=True)
+        if record is None:
+            raise NameTaken(f"the name {name!r} was taken a moment ago")
+        return record
 
     async def set_password(self, user_id: int, password_hash: str) -> None:
         async def update(db: Connection) -> None:
@@ -397,15 +404,6 @@ class PostgresStore:
             raise StoreUnavailable(
                 f"mailslot migrate is copying data into {redact(self.dsn)}; start again once"
                 " it is done"
-            )
-        if self.sole_user and not await connection.fetchval(
-            f"SELECT pg_try_advisory_lock({SOLE_USER_LOCK_KEY})"
-        ):
-            connection.terminate()
-            raise StoreUnavailable(
-                f"another Mailslot server is using the database {redact(self.dsn)};"
-                " one server per database (several nodes on one database need cluster"
-                " mode, which this version does not have)"
             )
         return connection
 

@@ -1,0 +1,1 @@
+"""The hub sessions talk to about other users: in-process, or a PostgreSQL cluster."""
