@@ -156,6 +156,10 @@ def run_system(sysm: System, phases: tuple[str, ...]) -> dict[str, Any]:
             r = sysm.store(plan)
             acked = [s for x in r.results for s in x["acked"]]
             ph["W1"] = figures(r, len(acked))
+            refused = [e for x in r.results for e in x.get("errors", [])]
+            if refused:
+                ph["W1"]["send_errors_sample"] = refused[:3]
+                _log(f"[{sysm.name}] W1 refused sends, e.g. {refused[0]}")
             _log(
                 f"[{sysm.name}] W1 store {len(acked)}/{p.messages} acked: {r.wall:.2f} s, "
                 f"server {r.server_cpu:.2f} CPU-s"
