@@ -52,8 +52,7 @@ POSTGRES = os.environ.get("MAILSLOT_BENCH_POSTGRES", "postgresql://postgres@127.
 PG_PORT = 5432
 PUSH_BASE = 30_000  # XPUSH recipients are u30000.. (apart from every other phase's)
 NODE_NAMES = "abc"
-OTHERS = NOT_COUNTED + "postgres_other_clients"
-REAPED = NOT_COUNTED + "postgres_ended"
+OTHERS = NOT_COUNTED + "postgres_others"
 # a backend's title: "postgres: 15/main: USER DB HOST(PORT) STATE", or "[local]" for HOST(PORT)
 _CLIENT = re.compile(r" (?:\S+\((\d+)\)|\[local\]) ")
 
@@ -63,10 +62,9 @@ class PostgresCpu:
 
     Counted (``postgres``): the backends of the nodes under test (found by their client
     ports) and PostgreSQL's own processes (postmaster, WAL writer, checkpointer, ...).
-    Reported apart and not counted: backends of other clients of the same PostgreSQL
-    (``OTHERS``), and processes that ended meanwhile (``REAPED``: their CPU lands in the
-    postmaster's children's figure, whoever they served; the nodes keep their
-    connections, so on a quiet machine this is about 0).
+    Reported apart (``OTHERS``) and not counted: the backends of other clients of the same
+    PostgreSQL, and processes that ended meanwhile, whose CPU lands in the postmaster's
+    children's figure whoever they served (the nodes keep their connections).
     """
 
     def __init__(self, node_pids: list[int]) -> None:
@@ -102,7 +100,7 @@ class PostgresCpu:
                 others += own
             else:
                 counted += own
-        return {"postgres": counted, OTHERS: others, REAPED: reaped}
+        return {"postgres": counted, OTHERS: others + reaped}
 
 
 class NodeGroup(ServerProc):
@@ -485,15 +483,12 @@ def summary(res: dict[str, Any]) -> dict[str, Any]:
             continue
         ph = s["phases"]
         msgs = ph.get("W1+W2", {}).get("messages", 0)
-        node, pg, others, ended = (
-            _per_1k(ph, k, msgs) for k in ("node", "postgres", OTHERS, REAPED)
-        )
+        node, pg, others = (_per_1k(ph, k, msgs) for k in ("node", "postgres", OTHERS))
         out[name] = {
             "node_cpu_per_1k": node,
             "postgres_cpu_per_1k": pg,
             "sum_cpu_per_1k": w12(name),
-            "not_counted_other_clients_cpu_per_1k": others,
-            "not_counted_ended_cpu_per_1k": ended,
+            "not_counted_cpu_per_1k": others,
         }
         if node and pg:
             # N nodes, each on a core of its own, saturate a PostgreSQL on C cores once
@@ -533,12 +528,11 @@ def markdown(res: dict[str, Any]) -> str:
             f"{_f(xp.get('ack_ms_p50'))} / {_f(xp.get('ack_ms_p99'))} | "
             f"{_loss(ver.get('XPUSH'))} |"
         )
-        others, ended = (sm.get(f"not_counted_{k}_cpu_per_1k") for k in ("other_clients", "ended"))
-        if others or ended:
+        if sm.get("not_counted_cpu_per_1k"):
             notes.append(
-                f"- {s['system']}: not counted: backends of other clients of the same "
-                f"PostgreSQL {_f(others, 4)} CPU-s /1k, PostgreSQL processes that ended "
-                f"meanwhile {_f(ended, 4)} CPU-s /1k (W1+W2)"
+                f"- {s['system']}: not counted: other clients of the same PostgreSQL, and its "
+                f"processes that ended meanwhile, {sm['not_counted_cpu_per_1k']:.4f} CPU-s /1k "
+                "(W1+W2)"
             )
         if sm.get("nodes_per_postgres_core"):
             notes.append(
@@ -570,8 +564,8 @@ def split_table(res: dict[str, Any]) -> list[str]:
 
     rows = [
         "| system | phase | messages | nodes CPU-s | PostgreSQL CPU-s | nodes /1k | "
-        "PostgreSQL /1k | sum /1k |",
-        "|---|---|---|---|---|---|---|---|",
+        "PostgreSQL /1k | sum /1k | not counted CPU-s (other clients) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in res["systems"]:
         if s["system"] not in (MailslotPg.name, MailslotPg3.name) or s.get("skipped"):
@@ -585,6 +579,6 @@ def split_table(res: dict[str, Any]) -> list[str]:
             rows.append(
                 f"| {s['system']} | {phase} | {_f(n)} | {_f(node)} | {_f(pg)} | "
                 f"{_f(node / n * 1000, 4)} | {_f(pg / n * 1000, 4)} | "
-                f"{_f((node + pg) / n * 1000, 4)} |"
+                f"{_f((node + pg) / n * 1000, 4)} | {_f(parts.get(OTHERS))} |"
             )
     return rows if len(rows) > 2 else []
