@@ -16,7 +16,6 @@ from mailslot.protocol import (
     LineSplitter,
     Login,
     Send,
-    decode_frame,
     decode_request,
     display_name,
     encode,
@@ -132,14 +131,6 @@ def test_times_are_utc_iso_8601() -> None:
     assert text == "2025-11-24T16:00:00.123456Z"
     assert parse_time(text).utcoffset() is not None
     assert parse_time(text).timestamp() == pytest.approx(1_764_000_000.123456)
-
-
-def test_decode_frame_accepts_only_objects() -> None:
-    assert decode_frame(b'{"ok":true}') == {"ok": True}
-    with pytest.raises(ValueError):
-        decode_frame(b"[]")
-    with pytest.raises(ValueError):
-        decode_frame(b"{")
 
 
 @pytest.mark.parametrize(

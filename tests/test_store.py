@@ -14,6 +14,7 @@ import pytest
 
 from mailslot.store import (
     Batch,
+    NameTaken,
     NewMessage,
     SQLiteStore,
     StorageFull,
@@ -291,7 +292,7 @@ def test_a_failing_job_fails_alone_in_a_shared_commit(backend: Backend) -> None:
         await held.release()
         overflow, duplicate, carol, sent, fetched = await outcomes
         assert store.commits == commits + 2  # the held job's, then one for the five
-        assert isinstance(overflow, StoreError) and isinstance(duplicate, StoreError)
+        assert isinstance(overflow, StoreError) and isinstance(duplicate, NameTaken)
         assert not isinstance(overflow, StorageFull | StoreUnavailable)
         assert isinstance(carol, UserRecord) and carol.key == "carol"
         assert isinstance(sent, list) and isinstance(fetched, Batch)

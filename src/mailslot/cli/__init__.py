@@ -27,8 +27,8 @@ def _gui_client(args: argparse.Namespace) -> int:
     from mailslot.gui.client_app import run_client
 
     server = None
-    if args.server:
-        server = format_address(*server_addresses(args)[0])  # the desktop client takes one
+    if args.server or os.environ.get("MAILSLOT_SERVER"):
+        server = ", ".join(format_address(*address) for address in server_addresses(args))
     return run_client(server, args.user, tls_context(args))
 
 

@@ -8,7 +8,7 @@ import itertools
 import socket
 import ssl
 from collections.abc import Callable, Iterable, MutableSet, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from mailslot.client.errors import (
     ConnectError,
@@ -24,19 +24,35 @@ from mailslot.client.models import (
     SendResult,
     ServerInfo,
     UserInfo,
-    event_from_frame,
+    event_from_push,
 )
 from mailslot.protocol import (
     CLIENT_MAX_FRAME,
+    EVENT_NAMES,
     MAX_ACK_IDS,
+    AckOk,
+    ByeOk,
+    CheckOk,
+    ClosingEvent,
+    ErrorReply,
+    FrameHead,
     FrameTooLarge,
     LineSplitter,
-    decode_frame,
+    LoginOk,
+    PasswdOk,
+    PingOk,
+    QueuedMessage,
+    SendOk,
+    UsersOk,
+    WelcomeEvent,
+    decode_as,
+    decode_event,
     encode,
     parse_time,
 )
 
 EventListener = Callable[[Event], None]
+R = TypeVar("R")
 
 MAX_QUEUED_EVENTS = 10_000
 
@@ -48,6 +64,7 @@ _CLOSING_REASONS = {
     "slow_consumer": "the client did not read fast enough",
     "too_large": "a request was too large",
     "malformed": "too many malformed requests",
+    "unavailable": "the server lost its connection to the cluster's database",
 }
 
 
@@ -68,7 +85,8 @@ class Client:
         self.user: str | None = None
         self._splitter = splitter
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        # each request's future, and the type its reply decodes to
+        self._pending: dict[int, tuple[type[Any], asyncio.Future[Any]]] = {}
         self._listeners: list[EventListener] = []
         self._events: asyncio.Queue[Event] = asyncio.Queue(MAX_QUEUED_EVENTS)
         # Message ids already handed to the application, so redelivery after a lost
@@ -132,17 +150,17 @@ class Client:
         except (OSError, ValueError, FrameTooLarge) as error:
             writer.close()
             raise ConnectError(f"{where} does not speak the Mailslot protocol ({error})") from None
-        if welcome.get("ok") is False:
-            writer.close()
-            raise error_from_reply(welcome)
-        if welcome.get("event") != "welcome":
-            writer.close()
-            raise ConnectError(f"{where} does not speak the Mailslot protocol")
         try:
-            info = ServerInfo.from_welcome(welcome)
+            info = _server_info(welcome)
+        except MailslotError:
+            writer.close()
+            raise
         except ValueError as error:
             writer.close()
             raise ConnectError(f"{where} does not speak the Mailslot protocol ({error})") from None
+        except _NotWelcome:
+            writer.close()
+            raise ConnectError(f"{where} does not speak the Mailslot protocol") from None
         return cls(reader, writer, info, splitter, seen_ids)
 
     @classmethod
@@ -178,7 +196,7 @@ class Client:
     async def close(self) -> None:
         if not self.closed:
             with contextlib.suppress(MailslotError, OSError):
-                await asyncio.wait_for(self._request({"op": "bye"}), 2)
+                await asyncio.wait_for(self._request({"op": "bye"}, ByeOk), 2)
         self._writer.close()
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()
@@ -197,13 +215,13 @@ class Client:
             frame["password"] = password
         if not presence:
             frame["presence"] = False
-        reply = await self._request(frame)
-        self.user = str(reply["user"])
-        return LoginResult(self.user, bool(reply.get("created")), int(reply.get("waiting", 0)))
+        reply = await self._request(frame, LoginOk)
+        self.user = reply.user
+        return LoginResult(reply.user, reply.created, reply.waiting)
 
     async def users(self) -> list[UserInfo]:
-        reply = await self._request({"op": "users"})
-        return [UserInfo(str(u["name"]), bool(u["online"])) for u in reply["users"]]
+        reply = await self._request({"op": "users"}, UsersOk)
+        return [UserInfo(u.name, u.online) for u in reply.users]
 
     async def send(
         self, text: str, *, to: Iterable[str] = (), everyone: bool = False, many: bool = False
@@ -215,8 +233,8 @@ class Client:
         else:
             mode = "many" if many or len(names) != 1 else "one"
             frame = {"op": "send", "mode": mode, "to": names, "text": text}
-        reply = await self._request(frame)
-        return SendResult(int(reply["msg"]), parse_time(reply["at"]), int(reply["recipients"]))
+        reply = await self._request(frame, SendOk)
+        return SendResult(reply.msg, parse_time(reply.at), reply.recipients)
 
     async def fetch(self) -> list[Message]:
         """Every waiting message not yet handed out by this client, oldest first.
@@ -226,8 +244,8 @@ class Client:
         fresh: list[Message] = []
         after = 0
         while True:
-            reply = await self._request({"op": "check", "after": after})
-            for item in reply["messages"]:
+            reply = await self._request({"op": "check", "after": after}, _CheckReply)
+            for item in reply.messages:
                 message = Message.from_wire(item)
                 after = max(after, message.id)
                 if message.id in self._seen:
@@ -235,7 +253,7 @@ class Client:
                 else:
                     self._seen.add(message.id)
                     fresh.append(message)
-            if not reply.get("more"):
+            if not reply.more:
                 return fresh
 
     async def ack(self, ids: Iterable[int]) -> int:
@@ -244,9 +262,9 @@ class Client:
         deleted = 0
         for start in range(0, len(everything), MAX_ACK_IDS):
             chunk = everything[start : start + MAX_ACK_IDS]
-            reply = await self._request({"op": "ack", "ids": chunk})
+            reply = await self._request({"op": "ack", "ids": chunk}, AckOk)
             self._unacked_duplicates.difference_update(chunk)
-            deleted += int(reply.get("deleted", 0))
+            deleted += reply.deleted
         return deleted
 
     async def check(self) -> list[Message]:
@@ -257,10 +275,10 @@ class Client:
 
     async def change_password(self, old: str, new: str) -> None:
         """Set a new password for the logged-in name; WrongPassword if `old` is wrong."""
-        await self._request({"op": "passwd", "old": old, "new": new})
+        await self._request({"op": "passwd", "old": old, "new": new}, PasswdOk)
 
     async def ping(self) -> None:
-        await self._request({"op": "ping"})
+        await self._request({"op": "ping"}, PingOk)
 
     # -- events ------------------------------------------------------------------------
 
@@ -288,13 +306,15 @@ class Client:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    async def _request(self, frame: dict[str, Any]) -> dict[str, Any]:
+    async def _request(self, frame: dict[str, Any], kind: type[R]) -> R:
+        """Send a request and wait for its reply, decoded as `kind`; an error reply raises
+        its MailslotError."""
         if self._closed_reason is not None:
             raise ConnectionLost(f"not connected: {self._closed_reason}")
         request_id = next(self._ids)
         frame["id"] = request_id
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
+        future: asyncio.Future[R | ErrorReply] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (kind, future)
         try:
             self._writer.write(encode(frame))
             await self._writer.drain()
@@ -303,7 +323,7 @@ class Client:
             raise ConnectionLost(f"connection lost: {error}") from None
         finally:
             self._pending.pop(request_id, None)
-        if reply.get("ok") is not True:
+        if isinstance(reply, ErrorReply):
             raise error_from_reply(reply)
         return reply
 
@@ -315,7 +335,7 @@ class Client:
                 if not data:
                     break
                 for line in self._splitter.feed(data):
-                    reason = self._dispatch(decode_frame(line)) or reason
+                    reason = self._dispatch(line) or reason
         except (OSError, ssl.SSLError) as error:
             reason = f"connection lost: {error}"
         except (ValueError, FrameTooLarge) as error:
@@ -323,34 +343,45 @@ class Client:
             self._writer.close()
         self._shut(reason)
 
-    def _dispatch(self, frame: dict[str, Any]) -> str | None:
-        """Route one frame; returns the server's closing reason if it announced one."""
-        if "event" in frame:
-            if frame["event"] == "closing":
-                code = str(frame.get("reason", ""))
+    def _dispatch(self, line: bytes) -> str | None:
+        """Route one frame; returns the server's closing reason if it announced one.
+        ValueError when the frame is not what the protocol allows there."""
+        head = decode_as(line, FrameHead)
+        if head.event is not None:
+            if head.event not in EVENT_NAMES:
+                return None  # an event of a later protocol version
+            push = decode_event(line)
+            if isinstance(push, ClosingEvent):
+                code = push.reason
                 return _CLOSING_REASONS.get(code, f"the server closed the connection ({code})")
-            event = event_from_frame(frame)
+            event = event_from_push(push)
             if event is not None:
                 self._emit(event)
             return None
-        request_id = frame.get("id")
-        future = self._pending.get(request_id) if isinstance(request_id, int) else None
-        if future is not None and not future.done():
-            future.set_result(frame)
-        elif frame.get("ok") is False:
-            # An error without a request: the server is about to hang up (e.g. too_large).
-            return str(frame.get("message", "the server refused the connection"))
+        if head.ok is None:
+            raise ValueError("neither a reply nor an event")
+        pending = self._pending.get(head.id) if head.id is not None else None
+        if pending is None or pending[1].done():
+            if head.ok is False:
+                # An error without a request: the server is about to hang up (e.g. too_large).
+                error = decode_as(line, ErrorReply)
+                return error.message or "the server refused the connection"
+            return None  # the reply to a request given up on (close() waits only so long)
+        kind, future = pending
+        future.set_result(decode_as(line, kind if head.ok else ErrorReply))
         return None
 
     def _shut(self, reason: str) -> None:
         if self._closed_reason is not None:
             return
         self._closed_reason = reason
-        for future in self._pending.values():
+        for _, future in self._pending.values():
             if not future.done():
                 future.set_exception(ConnectionLost(reason))
         self._emit(Disconnected(reason))
 
+
+_CheckReply = CheckOk[QueuedMessage]
 
 # What OpenSSL says when the peer answers a ClientHello with something that is not TLS.
 _NOT_TLS_REASONS = frozenset(
@@ -369,7 +400,7 @@ def _is_tls_record(data: bytes) -> bool:
 
 async def _first_frame(
     reader: asyncio.StreamReader, splitter: LineSplitter, *, probed: bool
-) -> dict[str, Any]:
+) -> bytes:
     """The greeting. `probed`: a plain-text probe was sent, so a TLS server has answered it
     with an alert, or hung up on it (a Mailslot server always greets first)."""
     first = True
@@ -386,7 +417,30 @@ async def _first_frame(
         if lines:
             if len(lines) > 1:
                 raise ValueError("unexpected frames before the greeting")
-            return decode_frame(lines[0])
+            return lines[0]
+
+
+class _NotWelcome(Exception):
+    pass
+
+
+def _server_info(greeting: bytes) -> ServerInfo:
+    """What the greeting says of the server. The error reply a refusing server greets with
+    raises its MailslotError; a frame that is no `welcome` raises _NotWelcome; a `welcome`
+    that is not of the protocol's shape raises ValueError saying why."""
+    head = decode_as(greeting, FrameHead)
+    if head.ok is False:
+        raise error_from_reply(decode_as(greeting, ErrorReply))
+    if head.event != "welcome":
+        raise _NotWelcome
+    try:
+        welcome = decode_as(greeting, WelcomeEvent)
+    except ValueError as error:
+        # msgspec names the faulty path in its sentence ("... `$.limits.max_text`")
+        if "limits" in str(error):
+            raise ValueError("the greeting does not state the server's limits") from None
+        raise
+    return ServerInfo.from_welcome(welcome)
 
 
 def _why(error: OSError) -> str:

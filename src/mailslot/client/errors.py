@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailslot.protocol import ErrorCode
+from mailslot.protocol import ErrorCode, ErrorReply
 
 
 class MailslotError(Exception):
@@ -93,8 +93,7 @@ _BY_CODE: dict[str, type[MailslotError]] = {
 }
 
 
-def error_from_reply(reply: dict[str, Any]) -> MailslotError:
-    code = str(reply.get("error", "error"))
-    message = str(reply.get("message") or code.replace("_", " "))
-    extra = {k: v for k, v in reply.items() if k not in {"id", "ok", "error", "message"}}
-    return _BY_CODE.get(code, MailslotError)(message, **extra)
+def error_from_reply(reply: ErrorReply) -> MailslotError:
+    """The exception for an error reply; codes this client does not know give MailslotError."""
+    message = reply.message or reply.error.replace("_", " ")
+    return _BY_CODE.get(reply.error, MailslotError)(message, **reply.extra)

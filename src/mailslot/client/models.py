@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from mailslot.protocol import parse_time
+from mailslot.protocol import (
+    MailEvent,
+    NewUserEvent,
+    OfflineEvent,
+    OnlineEvent,
+    PushEvent,
+    QueuedMessage,
+    WelcomeEvent,
+    parse_time,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,20 +29,17 @@ class ServerInfo:
     max_batch: int
 
     @classmethod
-    def from_welcome(cls, frame: dict[str, Any]) -> ServerInfo:
+    def from_welcome(cls, welcome: WelcomeEvent) -> ServerInfo:
         """The server's greeting; its limits are the server's own, never assumed here."""
-        limits = frame.get("limits")
-        names = ("max_text", "max_recipients", "max_frame", "max_batch")
-        if not isinstance(limits, dict) or not all(isinstance(limits.get(n), int) for n in names):
-            raise ValueError("the greeting does not state the server's limits")
+        limits = welcome.limits
         return cls(
-            server=str(frame.get("server", "")),
-            versions=[int(v) for v in frame.get("versions", [1])],
-            auth="none" if frame.get("auth") == "none" else "password",
-            max_text=limits["max_text"],
-            max_recipients=limits["max_recipients"],
-            max_frame=limits["max_frame"],
-            max_batch=limits["max_batch"],
+            server=welcome.server,
+            versions=welcome.versions,
+            auth="none" if welcome.auth == "none" else "password",
+            max_text=limits.max_text,
+            max_recipients=limits.max_recipients,
+            max_frame=limits.max_frame,
+            max_batch=limits.max_batch,
         )
 
 
@@ -65,8 +71,8 @@ class Message:
     text: str
 
     @classmethod
-    def from_wire(cls, item: dict[str, Any]) -> Message:
-        return cls(int(item["id"]), str(item["from"]), parse_time(item["at"]), str(item["text"]))
+    def from_wire(cls, item: QueuedMessage) -> Message:
+        return cls(item.id, item.sender, parse_time(item.at), item.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +103,16 @@ class Disconnected:
 Event = MailWaiting | UserOnline | UserOffline | UserNew | Disconnected
 
 
-def event_from_frame(frame: dict[str, Any]) -> Event | None:
-    """The push event a frame carries, or None for events this client does not know."""
-    match frame.get("event"):
-        case "mail":
-            return MailWaiting(int(frame.get("waiting", 0)))
-        case "online":
-            return UserOnline(str(frame.get("user")))
-        case "offline":
-            return UserOffline(str(frame.get("user")))
-        case "new_user":
-            return UserNew(str(frame.get("user")))
+def event_from_push(push: PushEvent) -> Event | None:
+    """What a push event means to an application, or None for those it is not told of
+    (the greeting, and `closing`, which ends in Disconnected)."""
+    match push:
+        case MailEvent(waiting=waiting):
+            return MailWaiting(waiting)
+        case OnlineEvent(user=user):
+            return UserOnline(user)
+        case OfflineEvent(user=user):
+            return UserOffline(user)
+        case NewUserEvent(user=user):
+            return UserNew(user)
     return None

@@ -6,6 +6,7 @@ disk work through worker threads; the Tk thread only polls (see :mod:`tkasync`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -20,6 +21,8 @@ from tkinter import ttk
 from typing import Any, Literal
 
 from mailslot.client import (
+    Client,
+    ConnectError,
     ConnectionLost,
     Disconnected,
     Event,
@@ -28,19 +31,22 @@ from mailslot.client import (
     Message,
     PasswordRequired,
     SendResult,
+    ServerBusy,
     ServerInfo,
     SyncClient,
+    Unavailable,
     UserInfo,
+    UsernameInUse,
     UserNew,
     UserOffline,
     UserOnline,
     WrongPassword,
 )
-from mailslot.client.address import format_address, parse_address
+from mailslot.client.address import format_address, parse_addresses
 from mailslot.gui import theme
 from mailslot.gui.archive import Archive, ArchivedMessage, archive_path
 from mailslot.gui.compose import ComposeView, Mode
-from mailslot.gui.errors import LOGIN_REFUSALS, login_sentence, send_sentence
+from mailslot.gui.errors import LOGIN_REFUSALS, NoServer, login_sentence, send_sentence
 from mailslot.gui.history import SearchView, SentView
 from mailslot.gui.inbox import InboxView
 from mailslot.gui.login_view import LoginView, PasswordDialog
@@ -55,11 +61,16 @@ log = logging.getLogger(__name__)
 State = Literal["login", "connecting", "online", "reconnecting", "closed"]
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 PING_EVERY_MS = 30_000
+PING_TIMEOUT = 10.0
+"""Seconds a ping may go unanswered before the server counts as lost: a server whose
+machine vanished sends no reset, and TCP alone would take many minutes to give up."""
 ARCHIVE_SHOWN = 5_000
 SEARCH_SHOWN = 500
 LOGIN_SIZE = "560x480"
 MAIN_SIZE = "1000x700"
 MIN_SIZE = (720, 480)
+NODE_TROUBLE = (ConnectError, ConnectionLost, ServerBusy, Unavailable)
+"""What one server of the list may answer while another can serve: try the next one."""
 
 
 class NeedPassword(Exception):
@@ -80,9 +91,39 @@ class Session:
     info: ServerInfo
     login: LoginResult
     users: list[UserInfo]
+    server: tuple[str, int]
+    """The server of the list that answered."""
 
 
 def open_session(
+    servers: list[tuple[str, int]],
+    user: str,
+    password: str,
+    confirmed: bool,
+    ssl_context: ssl.SSLContext | None,
+    seen: set[int],
+    probe: dict[str, str],
+) -> Session:
+    """Worker thread: a session on the first server of ``servers`` that serves, in order.
+
+    A server that cannot be reached, is full or cannot serve right now (its database is
+    away) is passed over for the next; a refusal of the name or password is not, since every
+    server of one service would give the same. With several servers and none serving,
+    NoServer names each failure; with one, its own error is raised.
+    """
+    failures: list[tuple[str, BaseException]] = []
+    for host, port in servers:
+        try:
+            return _open_on(host, port, user, password, confirmed, ssl_context, seen, probe)
+        except NODE_TROUBLE as error:
+            log.info("server %s did not serve: %s", format_address(host, port), error)
+            failures.append((format_address(host, port), error))
+    if len(failures) == 1:
+        raise failures[0][1]
+    raise NoServer(failures)
+
+
+def _open_on(
     host: str,
     port: int,
     user: str,
@@ -114,7 +155,7 @@ def open_session(
                 if not password:
                     raise NeedPassword() from None
                 result = sc.login(user, password)
-        return Session(sc, info, result, sc.users())
+        return Session(sc, info, result, sc.users(), (host, port))
     except BaseException:
         sc.close()
         raise
@@ -195,8 +236,8 @@ class ClientApp:
         self.session: Session | None = None
         self.mailbox: Mailbox | None = None
         self.roster = Roster()
-        self.host = ""
-        self.port = 0
+        self.servers: list[tuple[str, int]] = []
+        self.node: tuple[str, int] | None = None  # the server of the list last connected to
         self.user = ""
         self._password = ""
         self._seen: set[int] = set()
@@ -236,7 +277,7 @@ class ClientApp:
         if self.state not in ("login",):
             return
         try:
-            host, port = parse_address(address)
+            servers = parse_addresses(address)
         except ValueError as exc:
             self.login.show_error(str(exc), "server")
             return
@@ -244,13 +285,12 @@ class ClientApp:
         if problem is not None:
             self.login.show_error(problem, "user")
             return
-        self.host, self.port, self.user, self._password = host, port, user, password
+        self.servers, self.node, self.user, self._password = servers, None, user, password
         self.state = "connecting"
-        self.login.set_busy(f"Connecting to {format_address(host, port)} as “{user}”…")
+        self.login.set_busy(f"Connecting to {self.address} as “{user}”…")
         self.pump.run(
             open_session,
-            host,
-            port,
+            servers,
             user,
             password,
             confirmed,
@@ -272,7 +312,18 @@ class ClientApp:
 
     @property
     def address(self) -> str:
-        return format_address(self.host, self.port)
+        """The servers as remembered: one address, or several separated by commas."""
+        return ", ".join(format_address(*server) for server in self.servers)
+
+    @property
+    def home(self) -> str:
+        """The first server of the list: names the archive and per-user settings whichever
+        server answers, as the CLI does, so a failover keeps one history."""
+        return format_address(*self.servers[0])
+
+    @property
+    def connected_to(self) -> str:
+        return format_address(*self.node) if self.node is not None else ""
 
     def _login_done(self, fut: Future[Session]) -> None:
         if self.state != "connecting":
@@ -299,14 +350,14 @@ class ClientApp:
         if self.remember:
             settings = self.settings
             self.pump.run(settings.save, done=lambda f: None)
-        self.mailbox = Mailbox(archive_path(self.address, self.user, self.data_dir))
+        self.mailbox = Mailbox(archive_path(self.home, self.user, self.data_dir))
         self._build_main(session.info)
         self._attach(session)
         self.pump.run(_load_history, self.mailbox, done=self._history_loaded)
 
     @property
     def _auto_key(self) -> str:
-        return f"{name_key(self.user)}@{self.address}"
+        return f"{name_key(self.user)}@{self.home}"
 
     @property
     def fetch_on_arrival(self) -> bool:
@@ -356,8 +407,6 @@ class ClientApp:
         self.password_button = ttk.Button(
             header, text="Password…", style="Header.TButton", command=self.open_password_dialog
         )
-        if info.auth == "password":
-            self.password_button.pack(side="right", padx=(0, 8))
         self.status = ttk.Label(header, text="", style="Header.TLabel")
         self.status.pack(side="left", fill="x", expand=True)
         self.reconnect_button = ttk.Button(
@@ -418,6 +467,7 @@ class ClientApp:
     def _attach(self, session: Session) -> None:
         """Make ``session`` the live connection and show it."""
         self.session = session
+        self.node = session.server
         self.state = "online"
         self._attempt = 0
         self.roster.replace((u.name, u.online) for u in session.users)
@@ -429,12 +479,19 @@ class ClientApp:
         self.inbox.set_waiting(session.login.waiting)
         self._update_badge()
         self.pump.drain(session.sc.events, self._on_events)
-        lock = "  ·  TLS" if self.ssl_context is not None else ""
-        self._set_status(f"Connected to {self.address} as {self.user}{lock}", theme.ONLINE)
+        self._set_status(self._connected_sentence(), theme.ONLINE)
         self.reconnect_button.pack_forget()
+        if session.info.auth == "password":
+            self.password_button.pack(side="right", padx=(0, 8), after=self.signout_button)
         self._schedule_ping()
         if self.fetch_on_arrival and session.login.waiting:
             self.check(show=False)
+
+    def _connected_sentence(self) -> str:
+        text = f"Connected to {self.connected_to} as {self.user}"
+        if len(self.servers) > 1 and self.node in self.servers:
+            text += f"  ·  server {self.servers.index(self.node) + 1} of {len(self.servers)}"
+        return text + ("  ·  TLS" if self.ssl_context is not None else "")
 
     def _set_status(self, text: str, color: str) -> None:
         self.status.configure(text=text)
@@ -485,7 +542,7 @@ class ClientApp:
         if self.state == "online" and self.session is not None:
             session = self.session
             self.pump.watch(
-                session.sc.submit(session.sc.client.ping),
+                session.sc.submit(_ping_within, session.sc.client, PING_TIMEOUT),
                 lambda f: self._request_failed(f, session),
             )
             self._schedule_ping()
@@ -507,14 +564,16 @@ class ClientApp:
         self.inbox.set_enabled(False)
         for p in self.roster.people():
             self.roster.set_online(p.name, False)
-        log.info("connection to %s lost: %s", self.address, reason)
-        self._schedule_reconnect()
+        log.info("connection to %s lost: %s", self.connected_to, reason)
+        self._schedule_reconnect("Disconnected")
 
-    def _schedule_reconnect(self) -> None:
+    def _schedule_reconnect(self, what: str) -> None:
         delay = BACKOFF[min(self._attempt, len(BACKOFF) - 1)]
         self._attempt += 1
         # Kept short so it fits an 800-pixel window beside its buttons.
-        self._set_status(f"Disconnected. Reconnecting in {delay:.0f} s…", theme.WARNING)
+        self._set_status(f"{what}. Reconnecting in {delay:.0f} s…", theme.WARNING)
+        # A password cannot be changed offline: its button makes room for the reason.
+        self.password_button.pack_forget()
         self.reconnect_button.pack(side="right", padx=(0, 8), before=self.status)
         self._retry_job = self.window.after(int(delay * 1000), self._reconnect)
 
@@ -527,11 +586,13 @@ class ClientApp:
         self._retry_job = None
         if self.state != "reconnecting":
             return
-        self._set_status(f"Reconnecting to {self.address}…", theme.WARNING)
+        trying = self.address if len(self.servers) == 1 else f"{len(self.servers)} servers"
+        self._set_status(f"Reconnecting to {trying}…", theme.WARNING)
+        # The server just lost is tried last: across a network a dead host costs a time-out.
+        others = [server for server in self.servers if server != self.node]
         self.pump.run(
             open_session,
-            self.host,
-            self.port,
+            others + [server for server in self.servers if server == self.node],
             self.user,
             self._password,
             True,  # the name is known to the server by now
@@ -551,13 +612,20 @@ class ClientApp:
             self._attach(fut.result())
             self.compose.validate()
             return
-        if isinstance(exc, NeedPassword | NewName | LOGIN_REFUSALS):
+        if isinstance(exc, (NeedPassword, NewName, *LOGIN_REFUSALS)):
             sentence, field = login_sentence(exc, self.user, self.address)
             self._back_to_login()
             self.login.show_error(sentence, field)  # type: ignore[arg-type]
             return
         log.info("reconnecting to %s failed: %s", self.address, exc)
-        self._schedule_reconnect()
+        if isinstance(exc, UsernameInUse):
+            # In a cluster, the name stays claimed until the server that was lost is known
+            # to be gone (at once on one host, up to ~30 s across a network).
+            self._schedule_reconnect("Name still in use")
+        elif isinstance(exc, NoServer):
+            self._schedule_reconnect("No server answered")
+        else:
+            self._schedule_reconnect("Still disconnected")
 
     # ===== archive, inbox, sent, search ======================================================
     def _history_loaded(
@@ -682,9 +750,7 @@ class ClientApp:
             exc = f.exception()
             if exc is None and self.main is not None:
                 self._password = new
-                self._set_status(
-                    f"Password changed. Connected to {self.address} as {self.user}", theme.ONLINE
-                )
+                self._set_status(f"Password changed. {self._connected_sentence()}", theme.ONLINE)
             if not dialog.winfo_exists():  # closed while the server was asked
                 return
             if exc is None:
@@ -740,6 +806,13 @@ class ClientApp:
         self.pump.stop()
         with contextlib.suppress(tk.TclError):
             self.window.destroy()
+
+
+async def _ping_within(client: Client, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(client.ping(), seconds)
+    except TimeoutError:
+        raise ConnectionLost(f"no answer to a ping within {seconds:g} s") from None
 
 
 def _load_history(mailbox: Mailbox) -> tuple[list[ArchivedMessage], list[ArchivedMessage]]:

@@ -11,6 +11,7 @@ from mailslot.client import (
     PasswordRequired,
     RateLimited,
     ServerBusy,
+    Unavailable,
     UnknownRecipient,
     UsernameInUse,
     WrongPassword,
@@ -20,8 +21,41 @@ LOGIN_REFUSALS = (WrongPassword, InvalidUsername, ConfusableUsername, PasswordRe
 """Refusals that another attempt with the same name and password cannot overcome."""
 
 
+class NoServer(Exception):
+    """None of several servers would serve; ``failures`` pairs each address with its error."""
+
+    def __init__(self, failures: list[tuple[str, BaseException]]) -> None:
+        super().__init__("; ".join(f"{where}: {error}" for where, error in failures))
+        self.failures = failures
+
+
+def _brief(where: str, exc: BaseException) -> str:
+    """Why one server of a list did not serve, without repeating its address."""
+    if isinstance(exc, ServerBusy):
+        return "full right now"
+    if isinstance(exc, Unavailable):
+        return "up, but cannot serve right now (its database is away)"
+    if isinstance(exc, ConnectionLost):
+        return "closed the connection"
+    text = str(exc)
+    for prefix in (f"cannot reach the server at {where}: ", f"the server at {where} ", f"{where} "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    # One line each in the login window: "nothing is listening there (connection refused)"
+    # says the same twice.
+    return "connection refused" if text.endswith("(connection refused)") else text
+
+
 def login_sentence(exc: BaseException, user: str, where: str) -> tuple[str, str]:
     """(sentence, field to focus) for a failed connect or login."""
+    if isinstance(exc, NoServer):
+        lines = "\n".join(f"•  {where}: {_brief(where, error)}" for where, error in exc.failures)
+        return (
+            f"None of the {len(exc.failures)} servers answered.\n{lines}\n"
+            "Check the addresses and that the servers are running, then retry.",
+            "server",
+        )
     if isinstance(exc, UsernameInUse):
         return (
             f"The name “{user}” is in use by someone connected right now. "

@@ -66,22 +66,11 @@ class LineSplitter:
 
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder()
 
 
-def encode(frame: dict[str, Any]) -> bytes:
+def encode(frame: msgspec.Struct | dict[str, Any]) -> bytes:
+    """One frame, newline included: a reply or event struct (protocol.replies), or a dict."""
     return _encoder.encode(frame) + b"\n"
-
-
-def decode_frame(line: bytes) -> dict[str, Any]:
-    """Decode a frame from the server; raises ValueError when it is not a JSON object."""
-    try:
-        value = _decoder.decode(line)
-    except msgspec.DecodeError as error:
-        raise ValueError(f"invalid frame from server: {error}") from error
-    if not isinstance(value, dict):
-        raise ValueError("invalid frame from server: not an object")
-    return value
 
 
 def now_micros() -> int:

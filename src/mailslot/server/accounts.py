@@ -27,7 +27,7 @@ class Accounts:
         self.throttles = throttles
 
     async def authenticate(
-        self, key: str, name: str, password: str | None, source: str
+        self, key: str, name: str, password: str | None, source: str, *, again: bool = False
     ) -> tuple[UserState, bool]:
         """The user to log in as and whether it is new; Refusal when the password does not do.
 
@@ -58,7 +58,9 @@ class Accounts:
             try:
                 record = await self.store.create_user(key, name, password_hash, now_micros())
             except NameTaken:  # created a moment ago on another node: log in to it instead
-                return await self.authenticate(key, name, password, source)
+                if again:
+                    raise
+                return await self.authenticate(key, name, password, source, again=True)
             finally:
                 directory.release(name, key)
             created = directory.add(record)

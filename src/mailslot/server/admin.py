@@ -119,6 +119,15 @@ def _user(server: MailslotServer, request: dict[str, Any]) -> UserState:
     return state
 
 
+def _last_seen(server: MailslotServer, state: UserState) -> str | None:
+    """"now" while logged in (in cluster mode with the node), else when it left."""
+    if not state.online:
+        return _time(state.last_seen)
+    if server.config.database is None:
+        return "now"
+    return f"now, on {server.node_name if state.session is not None else state.node}"
+
+
 def _time(at: datetime | None) -> str | None:
     """ISO 8601 in UTC, to the second: 2026-11-26T02:24:16Z."""
     if at is None:
@@ -131,7 +140,7 @@ async def users(server: MailslotServer, request: dict[str, Any]) -> dict[str, An
         {
             "name": state.name,
             "created": _time(datetime.fromtimestamp(state.record.created_at / 1e6, UTC)),
-            "last_seen": "now" if state.online else _time(state.last_seen),
+            "last_seen": _last_seen(server, state),
             "waiting": state.waiting,
             "protected": state.record.password_hash is not None,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailslot.protocol import ErrorCode, encode
+from mailslot.protocol import ErrorCode, ErrorReply, encode
 from mailslot.server.metrics import errors_sent
 
 
@@ -32,4 +32,4 @@ def rate_limited(why: str, wait: float, digits: int = 1) -> Refusal:
 
 def error_frame(request_id: int | None, code: ErrorCode, message: str, **extra: Any) -> bytes:
     errors_sent[code] += 1
-    return encode({"id": request_id, "ok": False, "error": code, "message": message, **extra})
+    return encode(ErrorReply(id=request_id, error=code, message=message, **extra))

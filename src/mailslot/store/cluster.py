@@ -141,17 +141,19 @@ class ClusterLink:
 
     # -- claims ------------------------------------------------------------------------
 
-    async def claim(self, user_id: int) -> bool:
-        """Hold the user's name for this node; False when another node holds it."""
+    async def claim(self, user_id: int) -> int | None:
+        """Hold the user's name for this node and count its queue, in one round trip;
+        None when another node holds the name."""
         if user_id > MAX_CLAIMABLE_ID:
             raise StoreUnavailable("user ids this large cannot be claimed in cluster mode")
-        won: bool = await self._run(
+        waiting: int | None = await self._run(
             "fetchval",
-            "SELECT pg_try_advisory_lock($1::int, $2::int)",
+            "SELECT CASE WHEN pg_try_advisory_lock($1::int, $2::int)"
+            " THEN (SELECT count(*) FROM queue WHERE user_id = $2) END",
             self._claim_class,
             user_id,
         )
-        return won
+        return waiting
 
     async def release(self, user_id: int) -> None:
         await self._run(
@@ -195,12 +197,6 @@ class ClusterLink:
 
     async def user_ids(self) -> set[int]:
         return {row[0] for row in await self._run("fetch", "SELECT id FROM users")}
-
-    async def waiting(self, user_id: int) -> int:
-        count: int = await self._run(
-            "fetchval", "SELECT count(*) FROM queue WHERE user_id = $1", user_id
-        )
-        return count
 
     async def waiting_counts(self) -> dict[int, int]:
         rows = await self._run("fetch", "SELECT user_id, count(*) FROM queue GROUP BY user_id")

@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 from mailslot.store.base import (
     Batch,
     CommitStats,
+    NameTaken,
     NewMessage,
     StorageFull,
     StoredMessage,
@@ -202,7 +203,9 @@ class SQLiteStore:
     async def create_user(
         self, key: str, name: str, password_hash: str | None, at: int
     ) -> UserRecord:
-        def create(db: sqlite3.Connection) -> UserRecord:
+        def create(db: sqlite3.Connection) -> UserRecord | None:
+            if db.execute("SELECT 1 FROM users WHERE key = ?", (key,)).fetchone():
+                return None
             # Ids come from a counter, never from max(id) + 1: a deleted user's id is not
             # handed out again, so mail still on its way to it can never reach a newcomer.
             (user_id,) = db.execute(
@@ -216,7 +219,10 @@ class SQLiteStore:
             self._waiting.names[user_id] = name
             return UserRecord(user_id, key, name, password_hash, at)
 
-        return await self._call(create, grows=True)
+        record = await self._call(create, grows=True)
+        if record is None:
+            raise NameTaken(f"the name {name!r} is taken")
+        return record
 
     async def set_password(self, user_id: int, password_hash: str) -> None:
         def update(db: sqlite3.Connection) -> None:

@@ -67,8 +67,9 @@ class Hub(Protocol):
         ...
 
     async def claim(self, state: UserState, listener: Listener) -> bool:
-        """Make the login of `state` by `listener` the only one cluster-wide; False when
-        another node has it. The key must be held (`hold`)."""
+        """Make the login of `state` by `listener` the only one cluster-wide, and bring
+        its waiting count up to date; False when another node has it. The key must be
+        held (`hold`)."""
         ...
 
     def unhold(self, key: str, listener: Listener) -> None:
@@ -86,10 +87,6 @@ class Hub(Protocol):
         ...
 
     def acknowledged(self, state: UserState, count: int) -> None: ...
-
-    async def waiting(self, state: UserState) -> int:
-        """The number of messages in the user's queue, as of now."""
-        ...
 
     # -- throttles shared by every node --------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from mailslot.protocol import encode
+from mailslot.protocol import MailEvent, NewUserEvent, OfflineEvent, OnlineEvent, encode
 from mailslot.server.directory import Directory, UserState
 from mailslot.server.events import EventFeed
 from mailslot.server.hub.base import Listener
@@ -76,15 +76,15 @@ class LocalHub:
         if listener.presence:
             self.watchers.add(listener)
         if created:
-            self.broadcast(encode({"event": "new_user", "user": state.name}), listener)
-        self.broadcast(encode({"event": "online", "user": state.name}), listener)
+            self.broadcast(encode(NewUserEvent(user=state.name)), listener)
+        self.broadcast(encode(OnlineEvent(user=state.name)), listener)
 
     def logged_out(self, state: UserState, listener: Listener) -> None:
         self.watchers.discard(listener)
         self.unhold(state.record.key, listener)
         if state.session is listener:
             self.directory.went_offline(state, datetime.now(UTC))
-            self.broadcast(encode({"event": "offline", "user": state.name}), listener)
+            self.broadcast(encode(OfflineEvent(user=state.name)), listener)
 
     def broadcast(self, frame: bytes, origin: Listener | None = None) -> None:
         for listener in self.watchers:
@@ -98,7 +98,7 @@ class LocalHub:
         for state in recipients:
             state.waiting += 1
             if state.session is not None:
-                state.session.push(encode({"event": "mail", "waiting": state.waiting}))
+                state.session.push(encode(MailEvent(waiting=state.waiting)))
 
     def acknowledged(self, state: UserState, count: int) -> None:
         if not count:
@@ -107,9 +107,6 @@ class LocalHub:
         self.metrics.acked += count
         self.delivered_total += count
         self.events.publish("delivered", user=state.name, count=count)
-
-    async def waiting(self, state: UserState) -> int:
-        return state.waiting
 
     # -- throttles ----------------------------------------------------------------------------
 

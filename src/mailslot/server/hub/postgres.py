@@ -31,7 +31,14 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from mailslot.protocol import CloseReason, encode
+from mailslot.protocol import (
+    CloseReason,
+    MailEvent,
+    NewUserEvent,
+    OfflineEvent,
+    OnlineEvent,
+    encode,
+)
 from mailslot.server.directory import UserState
 from mailslot.server.events import EventFeed
 from mailslot.server.hub.base import Listener
@@ -125,7 +132,11 @@ class PostgresHub(LocalHub):
     # -- claims and presence ------------------------------------------------------------
 
     async def claim(self, state: UserState, listener: Listener) -> bool:
-        return await self.link.claim(state.record.id)
+        waiting = await self.link.claim(state.record.id)
+        if waiting is None:
+            return False
+        state.waiting = waiting
+        return True
 
     def logged_in(self, state: UserState, listener: Listener, created: bool) -> None:
         state.node = None  # here now, whatever a notice said before
@@ -158,10 +169,6 @@ class PostgresHub(LocalHub):
         if count:
             self._emptied[state.record.id] += count
             self._announce_soon()
-
-    async def waiting(self, state: UserState) -> int:
-        state.waiting = await self.link.waiting(state.record.id)
-        return state.waiting
 
     def login_failed(self, source: str, key: str) -> None:
         super().login_failed(source, key)
@@ -250,7 +257,7 @@ class PostgresHub(LocalHub):
                 continue
             state.waiting += count
             if state.session is not None:
-                state.session.push(encode({"event": "mail", "waiting": state.waiting}))
+                state.session.push(encode(MailEvent(waiting=state.waiting)))
 
     def _heard_ack(self, notice: dict[str, Any]) -> None:
         for user_id, count in _pairs(notice["c"]):
@@ -272,7 +279,7 @@ class PostgresHub(LocalHub):
         state = self.directory.by_id.get(user_id)
         if state is not None:
             self.events.publish("user_created", user=state.name)
-            self.broadcast(encode({"event": "new_user", "user": state.name}))
+            self.broadcast(encode(NewUserEvent(user=state.name)))
 
     def _went_online(self, user_id: int, node: str) -> None:
         state = self.directory.by_id.get(user_id)
@@ -283,7 +290,7 @@ class PostgresHub(LocalHub):
         state.connected_since = datetime.now(UTC)
         if not was_online:
             self.events.publish("login", user=state.name, peer=f"node {node}")
-            self.broadcast(encode({"event": "online", "user": state.name}))
+            self.broadcast(encode(OnlineEvent(user=state.name)))
 
     def _went_offline(self, user_id: int) -> None:
         state = self.directory.by_id.get(user_id)
@@ -293,7 +300,7 @@ class PostgresHub(LocalHub):
         state.connected_since = None
         state.last_seen = datetime.now(UTC)
         self.events.publish("disconnected", user=state.name, peer=f"node {node}")
-        self.broadcast(encode({"event": "offline", "user": state.name}))
+        self.broadcast(encode(OfflineEvent(user=state.name)))
 
     # -- the link: watching it, losing it, getting it back ---------------------------------
 
