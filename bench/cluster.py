@@ -60,28 +60,44 @@ _CLIENT = re.compile(r" (?:\S+\((\d+)\)|\[local\]) ")
 class PostgresCpu:
     """CPU-s of the PostgreSQL server, from every process named ``postgres``.
 
-    Counted (``postgres``): the backends of the nodes under test (found by their client
-    ports) and PostgreSQL's own processes (postmaster, WAL writer, checkpointer, ...).
-    Reported apart (``OTHERS``) and not counted: the backends of other clients of the same
-    PostgreSQL, and processes that ended meanwhile, whose CPU lands in the postmaster's
-    children's figure whoever they served (the nodes keep their connections).
+    Counted: the backends of the nodes under test (found by their client ports), those of
+    their hub connections (claims, presence, NOTIFY/LISTEN) apart as ``postgres_hub``;
+    their store connections and PostgreSQL's own processes (postmaster, WAL writer,
+    checkpointer, ...) as ``postgres``. Reported apart (``OTHERS``) and not counted: the
+    backends of other clients of the same PostgreSQL, and processes that ended meanwhile,
+    whose CPU lands in the postmaster's children's figure whoever they served (the nodes
+    keep their connections).
     """
 
     def __init__(self, node_pids: list[int]) -> None:
         self.node_pids = node_pids
+        self.hub_ports: dict[int, bool] = {}  # a node's client port: is it a hub connection?
 
-    def _node_ports(self) -> set[int]:
+    def _node_ports(self) -> dict[int, bool]:
         ports = set()
         for pid in self.node_pids:
             with contextlib.suppress(psutil.Error):
                 for c in psutil.Process(pid).net_connections(kind="tcp"):
                     if c.raddr and c.raddr.port == PG_PORT:
                         ports.add(c.laddr.port)
-        return ports
+        if ports - self.hub_ports.keys():
+            # a connection of this query ends at once: not counted, whenever it is seen
+            # a store's connection holds the schema's advisory lock shared (one bigint key:
+            # objsubid 1) all its life; the hub's holds the claims (two int4 keys) only
+            rows = asyncio.run(
+                _fetch(
+                    "SELECT a.client_port, NOT EXISTS (SELECT FROM pg_locks l WHERE l.pid = a.pid"
+                    " AND l.locktype = 'advisory' AND l.objsubid = 1 AND l.mode = 'ShareLock'"
+                    " AND l.granted) FROM pg_stat_activity a WHERE a.client_port = ANY($1)",
+                    list(ports),
+                )
+            )
+            self.hub_ports |= dict(rows)
+        return {port: self.hub_ports.get(port, False) for port in ports}
 
     def parts(self) -> dict[str, float]:
         ours = self._node_ports()
-        counted = others = reaped = 0.0
+        counted = hub = others = reaped = 0.0
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
@@ -96,11 +112,16 @@ class PostgresCpu:
                 continue
             reaped += children
             client = _CLIENT.search(title + " ")
-            if client is not None and not (client.group(1) and int(client.group(1)) in ours):
+            port = int(client.group(1)) if client is not None and client.group(1) else None
+            if client is None:
+                counted += own
+            elif port not in ours:
                 others += own
+            elif ours[port]:
+                hub += own
             else:
                 counted += own
-        return {"postgres": counted, OTHERS: others + reaped}
+        return {"postgres": counted, "postgres_hub": hub, OTHERS: others + reaped}
 
 
 class NodeGroup(ServerProc):
@@ -134,6 +155,16 @@ async def _admin(sql: str) -> None:
     connection = await asyncpg.connect(POSTGRES, timeout=5)
     try:
         await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def _fetch(sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    import asyncpg
+
+    connection = await asyncpg.connect(POSTGRES, timeout=5)
+    try:
+        return [tuple(row) for row in await connection.fetch(sql, *args)]
     finally:
         await connection.close()
 
@@ -483,10 +514,15 @@ def summary(res: dict[str, Any]) -> dict[str, Any]:
             continue
         ph = s["phases"]
         msgs = ph.get("W1+W2", {}).get("messages", 0)
-        node, pg, others = (_per_1k(ph, k, msgs) for k in ("node", "postgres", OTHERS))
+        node, pg, hub, others = (
+            _per_1k(ph, k, msgs) for k in ("node", "postgres", "postgres_hub", OTHERS)
+        )
+        if pg is not None and hub is not None:
+            pg += hub
         out[name] = {
             "node_cpu_per_1k": node,
             "postgres_cpu_per_1k": pg,
+            "postgres_hub_cpu_per_1k": hub,
             "sum_cpu_per_1k": w12(name),
             "not_counted_cpu_per_1k": others,
         }
@@ -501,7 +537,8 @@ def markdown(res: dict[str, Any]) -> str:
     from bench.report import _f, _loss
 
     rows = [
-        "| system | W1 msg/s | W2 msg/s | W1+W2 CPU-s /1k: nodes | PostgreSQL | sum | "
+        "| system | W1 msg/s | W2 msg/s | W1+W2 CPU-s /1k: nodes | PostgreSQL (of which hub "
+        "connections) | sum | "
         "NATS (same run) | sum ÷ NATS | loss W1+W2 | W3 commit ms p50 / max | loss W3 | "
         "XPUSH | XPUSH ack→push ms p50 / p99 | XPUSH send→ack ms p50 / p99 | loss XPUSH |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -520,7 +557,9 @@ def markdown(res: dict[str, Any]) -> str:
         rows.append(
             f"| {s['system']}{' ⚠' if s.get('errors') else ''} | {_f(w1.get('msgs_per_s'), 0)} | "
             f"{_f(w2.get('msgs_per_s'), 0)} | {_f(sm.get('node_cpu_per_1k'), 4)} | "
-            f"{_f(sm.get('postgres_cpu_per_1k'), 4)} | {_f(total, 4)} | {_f(nats, 4)} | "
+            f"{_f(sm.get('postgres_cpu_per_1k'), 4)} "
+            f"({_f(sm.get('postgres_hub_cpu_per_1k'), 4)}) | "
+            f"{_f(total, 4)} | {_f(nats, 4)} | "
             f"{f'{total / nats:.2f}×' if total and nats else '–'} | {_loss(ver.get('W1W2'))} | "
             f"{_f(w3.get('commit_ms_p50'))} / {_f(w3.get('commit_ms_max'))} | "
             f"{_loss(ver.get('W3'))} | {xp.get('where', '–')} | "
@@ -563,8 +602,9 @@ def split_table(res: dict[str, Any]) -> list[str]:
     from bench.report import _f
 
     rows = [
-        "| system | phase | messages | nodes CPU-s | PostgreSQL CPU-s | nodes /1k | "
-        "PostgreSQL /1k | sum /1k | not counted CPU-s (other clients) |",
+        "| system | phase | messages | nodes CPU-s | PostgreSQL CPU-s (of which hub "
+        "connections) | nodes /1k | PostgreSQL /1k | sum /1k | not counted CPU-s (other "
+        "clients) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in res["systems"]:
@@ -575,9 +615,10 @@ def split_table(res: dict[str, Any]) -> list[str]:
             n = f.get("messages") or f.get("users")
             if not parts or not n:
                 continue
-            node, pg = parts["node"], parts["postgres"]
+            node, hub = parts["node"], parts.get("postgres_hub", 0.0)
+            pg = parts["postgres"] + hub
             rows.append(
-                f"| {s['system']} | {phase} | {_f(n)} | {_f(node)} | {_f(pg)} | "
+                f"| {s['system']} | {phase} | {_f(n)} | {_f(node)} | {_f(pg)} ({_f(hub)}) | "
                 f"{_f(node / n * 1000, 4)} | {_f(pg / n * 1000, 4)} | "
                 f"{_f((node + pg) / n * 1000, 4)} | {_f(parts.get(OTHERS))} |"
             )
