@@ -452,6 +452,9 @@ class MailslotPg(Mailslot):
             ack_ms += x.get("lat_ms", [])
             errors += x.get("n_errors", 0)
         lat, missing = push_latencies(plan, acked_at, pushes)
+        if errors:
+            refused = next(e for x in r.results for e in x.get("errors", []))
+            out["errors"].append(f"XPUSH: {errors} sends refused, e.g. {refused}")
         where = "node a → node b" if self.nodes > 1 else "one node"
         out["phases"]["XPUSH"] = (
             figures(r, len(acked_at))

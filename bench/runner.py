@@ -159,6 +159,9 @@ def run_system(sysm: System, phases: tuple[str, ...]) -> dict[str, Any]:
             refused = [e for x in r.results for e in x.get("errors", [])]
             if refused:
                 ph["W1"]["send_errors_sample"] = refused[:3]
+                out["errors"].append(
+                    f"W1: {p.messages - len(acked)} sends refused, e.g. {refused[0]}"
+                )
                 _log(f"[{sysm.name}] W1 refused sends, e.g. {refused[0]}")
             _log(
                 f"[{sysm.name}] W1 store {len(acked)}/{p.messages} acked: {r.wall:.2f} s, "
