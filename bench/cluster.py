@@ -475,6 +475,7 @@ class MailslotPg(Mailslot):
         v = verify_one_to_one(plan, list(acked_at), got, left)
         if missing:
             v.notes.append(f"{missing} acknowledged messages got no push")
+            out["errors"].append(f"XPUSH: {missing} acknowledged messages got no push")
         out["verify"]["XPUSH"] = v.as_dict()
         print(
             f"[{self.name}] XPUSH {len(acked_at)}/{total} at {p.push_rate}/s ({where}): "
