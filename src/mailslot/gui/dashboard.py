@@ -375,6 +375,8 @@ class Dashboard:
     def row_values(row: UserRow) -> tuple[str, str, str, str]:
         if row.online:
             since = f"online since {_local(row.connected_since)}"
+            if row.node is not None:
+                since += f" on node {row.node}"
         elif row.last_seen is not None:
             since = f"last seen {_local(row.last_seen)}"
         else:

@@ -284,11 +284,12 @@ class MailslotServer:
     # -- for the dashboard ---------------------------------------------------------
 
     def snapshot(self) -> ServerSnapshot:
+        here = self.node_name if self.config.database is not None else None  # cluster mode
         rows = [
             UserRow(
                 s.name,
                 s.online,
-                self.node_name if s.session is not None else s.node,
+                here if s.session is not None else s.node,
                 s.connected_since,
                 s.last_seen,
                 s.waiting,
