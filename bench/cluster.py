@@ -22,6 +22,7 @@ import collections
 import contextlib
 import os
 import re
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from bench.sys_mailslot import (
 )
 
 POSTGRES = os.environ.get("MAILSLOT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-PG_PORT = 5432
+PG_PORT = urllib.parse.urlsplit(POSTGRES).port or 5432
 PUSH_BASE = 30_000  # XPUSH recipients are u30000.. (apart from every other phase's)
 NODE_NAMES = "abc"
 OTHERS = NOT_COUNTED + "postgres_others"
