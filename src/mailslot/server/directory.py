@@ -42,7 +42,6 @@ class Directory:
     def __init__(self) -> None:
         self.by_key: dict[str, UserState] = {}
         self.by_id: dict[int, UserState] = {}
-        self.max_id = 0
         # UTS #39 skeletons of every name, and of names being created right now, to the
         # key of the user who has it: a new name must not look like anyone else's (B13).
         self._looks: dict[str, str] = {}
@@ -52,7 +51,6 @@ class Directory:
         state = UserState(record, waiting)
         self.by_key[record.key] = state
         self.by_id[record.id] = state
-        self.max_id = max(self.max_id, record.id)
         self._reserve(record.name, record.key)
         self._sorted = None
         return state

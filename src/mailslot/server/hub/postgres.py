@@ -79,8 +79,10 @@ class PostgresHub(LocalHub):
         self._reconnect = asyncio.Event()
         self._touched: dict[int, float] = {}  # user id -> when a notice last moved it
         self._stopping = False
+        self._cursor = 0  # every user up to this id has been read
 
     async def start(self) -> None:
+        self._cursor = max(self.directory.by_id, default=0)  # the server loaded them all
         await self.link.open()
         await self._resync()
         self._watcher = asyncio.create_task(self._watch(), name="mailslot-cluster")
@@ -112,9 +114,14 @@ class PostgresHub(LocalHub):
         return state
 
     async def catch_up(self) -> bool:
-        records = await self.link.users_after(self.directory.max_id)
+        # Users commit in id order (PostgresStore.create_user), so everything up to the
+        # last id this read has seen is known; a user learned otherwise (find, a notice,
+        # created here) must not move the cursor past one not read yet.
+        records = await self.link.users_after(self._cursor)
         for record in records:
             self._learn(record)
+        if records:
+            self._cursor = max(self._cursor, records[-1].id)
         return bool(records)
 
     def _learn(self, record: UserRecord) -> UserState:
