@@ -271,8 +271,8 @@ class PushSender(Worker):
 
 def push_latencies(
     plan: list[int], acked_at: dict[int, float], pushes: dict[int, list[tuple[float, int]]]
-) -> tuple[list[float], int]:
-    """Ack→push times (ms) of every acknowledged message, and how many got no push.
+) -> tuple[list[tuple[float, float]], int]:
+    """(ack time, ack→push ms) of every acknowledged message, and how many got no push.
 
     A recipient's messages come from one sender connection, so they are queued in the
     order of their seqs: a push saying ``waiting: k`` announces the first k (a push
@@ -281,13 +281,13 @@ def push_latencies(
     for seq, u in enumerate(plan):
         if seq in acked_at:
             mine[u].append(seq)
-    lat: list[float] = []
+    lat: list[tuple[float, float]] = []
     missing = 0
     for u, seqs in mine.items():
         j = 0
         for t, waiting in pushes.get(u, []):
             for seq in seqs[j : min(len(seqs), max(waiting, j + 1))]:
-                lat.append((t - acked_at[seq]) * 1000)
+                lat.append((acked_at[seq], (t - acked_at[seq]) * 1000))
             j = min(len(seqs), max(waiting, j + 1))
         missing += len(seqs) - j
     return lat, missing
@@ -452,7 +452,11 @@ class MailslotPg(Mailslot):
             got += x.get("got", [])
             ack_ms += x.get("lat_ms", [])
             errors += x.get("n_errors", 0)
-        lat, missing = push_latencies(plan, acked_at, pushes)
+        timed, missing = push_latencies(plan, acked_at, pushes)
+        lat = [ms for _, ms in timed]
+        start = min(acked_at.values(), default=0.0)
+        # when the slowest pushes happened (s after the first ack): bursts or a period?
+        worst = sorted(timed, key=lambda x: -x[1])[:20]
         if errors:
             refused = next(e for x in r.results for e in x.get("errors", []))
             out["errors"].append(f"XPUSH: {errors} sends refused, e.g. {refused}")
@@ -468,6 +472,7 @@ class MailslotPg(Mailslot):
                 "sent": total,
                 "send_errors": errors,
                 "pushes_missing": missing,
+                "push_ms_worst_at_s": [[round(t - start, 3), round(ms, 2)] for t, ms in worst],
             }
         )
         # on the node they have just left: elsewhere the name may still be held for
