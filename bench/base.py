@@ -31,8 +31,15 @@ class Params:
     w6_messages: int = 30_000  # W6 messages
     w6p_messages: int = 64_000  # W6p messages (4 windows of 16 per connection)
     w6_inflight: int = 16  # W6p sends in flight per connection (W6: 1)
+    push_users: int = 1_000  # XPUSH recipients, logged in on the second node
+    push_rate: int = 1_000  # XPUSH offered load, messages/s (each recipient: push_rate/push_users)
+    push_seconds: float = 5.0  # XPUSH duration
     timeout: float = 300.0  # bound of every phase
     seed: int = 1
+
+
+class Unsupported(Exception):
+    """Raised by :meth:`System.start` when this system cannot run here (the reason)."""
 
 
 class System:
@@ -60,6 +67,14 @@ class System:
 
     def version(self) -> str:
         return "?"
+
+    def phases(self, asked: tuple[str, ...]) -> tuple[str, ...]:
+        """The asked phases this system runs (all of them, unless it says otherwise)."""
+        return asked
+
+    def more_phases(self, phases: tuple[str, ...], out: Result) -> None:
+        """Phases of this system's own, after the common ones; figures into ``out``."""
+        return None
 
     # phases (each returns a PhaseRun; results carry per-generator payloads) --
     def setup_users(self, users: list[int]) -> PhaseRun:

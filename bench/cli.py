@@ -15,7 +15,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from bench import web
+from bench import cluster, web
 from bench.base import Params, System
 from bench.procs import raise_nofile
 from bench.report import render
@@ -31,10 +31,11 @@ QUICK = Params(
     w6_conns=100,
     w6_messages=2_000,
     w6p_messages=6_400,
+    push_seconds=1.0,
     timeout=120.0,
 )
 FULL = Params()
-SYSTEMS = ("mailslot", "mosquitto", "nats", "nats-always")
+SYSTEMS = ("mailslot", "mosquitto", "nats", "nats-always", "mailslot-pg", "mailslot-pg3")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -51,6 +52,11 @@ def make_system(name: str, workdir: Path, p: Params, args: argparse.Namespace) -
             profile=args.profile,
             profile_phase=args.profile_phase.upper() if args.profile_phase else None,
         )
+    if name in ("mailslot-pg", "mailslot-pg3"):
+        from bench.cluster import MailslotPg, MailslotPg3
+
+        cls = MailslotPg if name == "mailslot-pg" else MailslotPg3
+        return cls(wd, p, extra_args=shlex.split(args.mailslot_args or ""))
     if name == "mosquitto":
         from bench.sys_mqtt import Mosquitto
 
@@ -74,10 +80,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--phases",
-        default=",".join((*ALL_PHASES, "WEB")),
-        help="comma-separated subset of W1,...,W5,W6,W6p,W7,WEB (W1 and W2 run together; "
-        "W7 always follows W6/W6p, whose messages it drains and verifies; WEB: browsers over "
-        "WebSocket against TCP clients, Mailslot only)",
+        default=",".join((*ALL_PHASES, "WEB", "XPUSH")),
+        help="comma-separated subset of W1,...,W5,W6,W6p,W7,WEB,XPUSH (W1 and W2 run "
+        "together; W7 always follows W6/W6p, whose messages it drains and verifies; WEB: "
+        "browsers over WebSocket against TCP clients, Mailslot only; the PostgreSQL "
+        "systems run W1, W2, W3 (one node) and XPUSH, the push from one node to another)",
     )
     for f in fields(Params):
         ap.add_argument(
@@ -155,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     stamp = started.replace(":", "").replace("-", "")
+    res["cluster"] = cluster.summary(res)
     md = render(res) + ("\n" + web.markdown(res["web"]) if "web" in res else "")
+    cluster_md = cluster.markdown(res)
+    md += "\n" + cluster_md if cluster_md else ""
     out_json = RESULTS / f"bench-{stamp}.json"
     out_md = RESULTS / f"bench-{stamp}.md"
     out_json.write_text(json.dumps(res, indent=1))

@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.procs import ServerProc, reset_peak, thread_split
+from bench.procs import NOT_COUNTED, ServerProc, reset_peak, thread_split
 
 CTX = mp.get_context("fork")
 
@@ -53,6 +53,7 @@ class PhaseRun:
     rss_peak_kib: int
     peak_is_phase: bool
     threads: dict[str, float] = field(default_factory=dict)  # server CPU-s by thread group
+    cpu_parts: dict[str, float] = field(default_factory=dict)  # server CPU-s by part
 
 
 def _cpu_self() -> float:
@@ -125,12 +126,12 @@ def run_phase(
             raise PhaseError("a generator failed to prepare:\n" + "\n".join(errs)) from e
         peak_is_phase = False
         rss0 = 0
-        cpu0 = 0.0
+        parts0: dict[str, float] = {}
         threads0: dict[int, tuple[float, float, int]] = {}
         if server is not None:
             peak_is_phase = reset_peak(server.pid)
             rss0 = server.rss().get("VmRSS", 0)
-            cpu0 = server.cpu()
+            parts0 = server.cpu_parts()
             threads0 = server.threads()
             if server.on_measure is not None:
                 server.on_measure(True)
@@ -141,7 +142,7 @@ def run_phase(
             if left <= 0:
                 raise PhaseError(f"only {len(results)}/{n} generators finished in time")
             results.append(outq.get(timeout=left))
-        cpu1 = server.cpu() if server is not None else 0.0
+        parts1 = server.cpu_parts() if server is not None else {}
         threads = thread_split(server.pid, threads0, server.threads()) if server else {}
         if server is not None and server.on_measure is not None:
             server.on_measure(False)
@@ -163,7 +164,9 @@ def run_phase(
     return PhaseRun(
         results=results,
         wall=wall,
-        server_cpu=cpu1 - cpu0,
+        server_cpu=sum(
+            v - parts0.get(k, 0.0) for k, v in parts1.items() if not k.startswith(NOT_COUNTED)
+        ),
         gen_cpu=sum(r["cpu"] for r in results),
         gen_procs=n,
         rss_before_kib=rss0,
@@ -171,6 +174,7 @@ def run_phase(
         rss_peak_kib=st.get("VmHWM", 0),
         peak_is_phase=peak_is_phase,
         threads=threads,
+        cpu_parts={k: v - parts0.get(k, 0.0) for k, v in parts1.items()},
     )
 
 

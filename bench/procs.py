@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# a part of ServerProc.cpu_parts() named so is reported but not counted as the server's
+NOT_COUNTED = "not_counted_"
 
 
 def free_port() -> int:
@@ -44,14 +46,20 @@ def raise_nofile() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime+stime of every thread of ``pid`` (and its reaped children), in seconds."""
+def cpu_own_reaped(pid: int) -> tuple[float, float]:
+    """utime+stime of every thread of ``pid``, and of its children that it has reaped,
+    in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         data = f.read()
     fields = data[data.rindex(")") + 2 :].split()
     # fields[0] is state (field 3); utime=14, stime=15, cutime=16, cstime=17
-    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
-    return ticks / CLK_TCK
+    own, reaped = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+    return own / CLK_TCK, reaped / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of every thread of ``pid`` (and its reaped children), in seconds."""
+    return sum(cpu_own_reaped(pid))
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[float, float, int]]:
@@ -140,6 +148,12 @@ class ServerProc:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
+
+    def cpu_parts(self) -> dict[str, float]:
+        """CPU-s so far, by part; a system of several processes (nodes and a database)
+        reports each part, and the phase's server CPU is their sum (but for NOT_COUNTED
+        parts)."""
+        return {"server": self.cpu()}
 
     def threads(self) -> dict[int, tuple[float, float, int]]:
         return thread_cpu(self.pid)

@@ -6,7 +6,7 @@ import collections
 import traceback
 from typing import Any
 
-from bench.base import Params, System, percentile
+from bench.base import Params, System, Unsupported, percentile
 from bench.harness import PhaseRun
 from bench.payload import make_plan, verify_broadcast, verify_one_to_one
 
@@ -29,7 +29,11 @@ def figures(run: PhaseRun, messages: int) -> dict[str, Any]:
         "server_rss_peak_kib": run.rss_peak_kib,
         "peak_is_phase": run.peak_is_phase,
         "server_threads_cpu_s": run.threads,
-    }
+    } | (
+        {"server_cpu_parts_s": {k: round(v, 3) for k, v in run.cpu_parts.items()}}
+        if len(run.cpu_parts) > 1
+        else {}
+    )
 
 
 def _log(msg: str) -> None:
@@ -134,6 +138,7 @@ def run_system(sysm: System, phases: tuple[str, ...]) -> dict[str, Any]:
         _log(f"[{sysm.name}] skipped: {sysm.unsupported}")
         return out
     ph: dict[str, Any] = out["phases"]
+    phases = sysm.phases(phases)
     try:
         sysm.start()
         out["version"] = sysm.version()
@@ -151,6 +156,13 @@ def run_system(sysm: System, phases: tuple[str, ...]) -> dict[str, Any]:
             r = sysm.store(plan)
             acked = [s for x in r.results for s in x["acked"]]
             ph["W1"] = figures(r, len(acked))
+            refused = [e for x in r.results for e in x.get("errors", [])]
+            if refused:
+                ph["W1"]["send_errors_sample"] = refused[:3]
+                out["errors"].append(
+                    f"W1: {p.messages - len(acked)} sends refused, e.g. {refused[0]}"
+                )
+                _log(f"[{sysm.name}] W1 refused sends, e.g. {refused[0]}")
             _log(
                 f"[{sysm.name}] W1 store {len(acked)}/{p.messages} acked: {r.wall:.2f} s, "
                 f"server {r.server_cpu:.2f} CPU-s"
@@ -259,6 +271,10 @@ def run_system(sysm: System, phases: tuple[str, ...]) -> dict[str, Any]:
                 f"[{sysm.name}] W5 {ackd}/{sent} at {p.rate}/s: ack p50 "
                 f"{ph['W5']['ack_ms_p50']} ms p99 {ph['W5']['ack_ms_p99']} ms"
             )
+        sysm.more_phases(phases, out)
+    except Unsupported as e:
+        out["skipped"] = str(e)
+        _log(f"[{sysm.name}] skipped: {e}")
     except Exception as e:
         out["errors"].append(f"{type(e).__name__}: {e}")
         out["errors"].append(traceback.format_exc())

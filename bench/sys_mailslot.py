@@ -54,6 +54,7 @@ class MsConn(BufferedConn):
         self.buf = b""
         self.waiters: deque[Callable[[Reply], None]] = deque()
         self.after_read: Callable[[], None] | None = None
+        self.on_event: Callable[[Reply], None] | None = None
         self.next_id = 1
         self.events = 0
 
@@ -77,6 +78,8 @@ class MsConn(BufferedConn):
                     self.waiters.popleft()(obj)
             else:
                 self.events += 1
+                if self.on_event is not None:
+                    self.on_event(obj)
         if self.after_read is not None:
             self.after_read()
         self.flush()
@@ -452,6 +455,7 @@ class Mailslot(System):
         self.profile_phase = profile_phase
         self._recips: list[int] = []
         self.port = 0
+        self.spy: subprocess.Popen[bytes] | None = None
 
     def version(self) -> str:
         try:
@@ -461,13 +465,12 @@ class Mailslot(System):
         except ImportError:
             return "mailslot ?"
 
-    def start(self) -> None:
-        self.port = free_port()
-        data = self.workdir / "data"
-        argv = [sys.executable]
-        if self.profile == "cprofile":
-            argv += ["-m", "cProfile", "-o", str(self.workdir / "mailslot.prof")]
-        argv += [
+    def argv(self, port: int, data: Path) -> list[str]:
+        """The command line of a server listening on ``port``, its files in ``data``."""
+        profile = ["-m", "cProfile", "-o", str(self.workdir / "mailslot.prof")]
+        return [
+            sys.executable,
+            *(profile if self.profile == "cprofile" else []),
             "-m",
             "mailslot",
             "server",
@@ -475,7 +478,7 @@ class Mailslot(System):
             "--host",
             HOST,
             "--port",
-            str(self.port),
+            str(port),
             "--data-dir",
             str(data),
             "--auth",
@@ -483,9 +486,12 @@ class Mailslot(System):
             "--no-limits",
             *self.extra_args,
         ]
+
+    def start(self) -> None:
+        self.port = free_port()
+        argv = self.argv(self.port, self.workdir / "data")
         self.server = ServerProc(self.name, argv, self.port, self.workdir)
         self.server.start()
-        self.spy: subprocess.Popen[bytes] | None = None
         if self.profile == "py-spy" and self.profile_phase is None:
             self._record("")
 

@@ -1,4 +1,5 @@
-"""The benchmark suite must not rot: its quick mode (W1–W7, WEB) against Mailslot alone, tiny.
+"""The benchmark suite must not rot: its quick mode (W1–W7, WEB) against Mailslot alone, and
+its PostgreSQL systems (one node, three nodes), tiny.
 
 No timing is asserted; only that every phase ran and nothing was lost,
 duplicated, misrouted or left over.
@@ -6,14 +7,34 @@ duplicated, misrouted or left over.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.postgres import SERVER_URL, require_postgres
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_schemas() -> set[str]:
+    async def fetch() -> set[str]:
+        import asyncpg
+
+        connection = await asyncpg.connect(SERVER_URL, timeout=5)
+        try:
+            rows = await connection.fetch(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'mailslot_bench_%'"
+            )
+            return {row[0] for row in rows}
+        finally:
+            await connection.close()
+
+    return asyncio.run(fetch())
 
 
 @pytest.mark.timeout(240)
@@ -108,3 +129,52 @@ def test_bench_w5_alone_sends_to_users_that_exist(tmp_path: Path) -> None:
     assert not ms["errors"], ms["errors"]
     assert ms["phases"]["W5"]["messages"] == ms["phases"]["W5"]["sent"] == 100
     assert proc.returncode == 0
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(
+    ("system", "verified", "where"),
+    [
+        ("mailslot-pg", {"W1W2", "W3", "XPUSH"}, "one node"),
+        ("mailslot-pg3", {"W1W2", "XPUSH"}, "node a → node b"),
+    ],
+)
+def test_bench_postgres_tiny(tmp_path: Path, system: str, verified: set[str], where: str) -> None:
+    """Mailslot on PostgreSQL, one node and three nodes on one schema: every phase runs
+    and verifies, every send to a user that exists is acknowledged, whichever node it
+    was created on; CPU is split into the nodes' and PostgreSQL's; the schema is dropped."""
+    require_postgres()
+    before = bench_schemas()
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "bench", "--quick", "--systems", system]
+    cmd += ["--phases", "W1,W2,W3,XPUSH", "--users", "20", "--messages", "200"]
+    cmd += ["--bc-users", "50", "--bc-messages", "3", "--push-users", "30", "--push-rate", "60"]
+    cmd += ["--push-seconds", "0.5", "--procs", "2", "--senders", "2", "--timeout", "60"]
+    cmd += ["--json", str(out)]
+    env = os.environ | {"MAILSLOT_BENCH_POSTGRES": SERVER_URL}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=220, env=env)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    [s] = res["systems"]
+    assert not s.get("skipped") and not s["errors"], (s.get("skipped"), s["errors"])
+    phases, verify = s["phases"], s["verify"]
+    assert set(verify) == verified
+    for name, v in verify.items():
+        assert v["ok"] and v["send_errors"] == 0 and v["delivered"] > 0, (name, v)
+    assert verify["W1W2"]["delivered"] == 200 and verify["XPUSH"]["delivered"] == 30
+    xpush = phases["XPUSH"]
+    assert xpush["where"] == where
+    assert xpush["pushes_missing"] == 0 and xpush["push_ms_p99"] < 5000
+    postgres = 0.0
+    for name, f in phases.items():
+        if "server_cpu_parts_s" in f:
+            parts = f["server_cpu_parts_s"]
+            counted = parts["node"] + parts["postgres"] + parts["postgres_hub"]
+            assert abs(counted - f["server_cpu_s"]) < 0.01, name
+            postgres += parts["postgres"] + parts["postgres_hub"]
+    assert postgres > 0
+    summary = res["cluster"][system]
+    assert summary["node_cpu_per_1k"] + summary["postgres_cpu_per_1k"] > 0
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "### Cluster mode (PostgreSQL)" in proc.stdout
+    assert bench_schemas() <= before  # the bench dropped the schema it made
