@@ -21,13 +21,16 @@ import pytest
 
 from mailslot.client import (
     Client,
+    Disconnected,
     Event,
     LoginResult,
     MailWaiting,
+    UnknownRecipient,
     UsernameInUse,
     UserNew,
     UserOffline,
     UserOnline,
+    WrongPassword,
 )
 from mailslot.server import ServerConfig, ServerThread
 from tests.cluster import (
@@ -504,3 +507,66 @@ def test_postgresql_backends_terminated_under_load(cluster: Cluster) -> None:
 
 async def _has_backends(cluster: Cluster) -> bool:
     return len(await cluster.backends()) >= len(cluster.nodes)
+
+
+def test_a_password_changed_or_a_user_deleted_on_one_node_holds_on_every_node(
+    cluster: Cluster,
+) -> None:
+    """Nodes keep the users they know in memory: a new password set on node a must be
+    the one node b asks for, and a user deleted with `mailslot admin` on node a must be
+    signed out on node b and unknown on node c."""
+
+    async def new_password() -> None:
+        alice = await Client.connect(*cluster["a"].address)
+        await alice.login("alice", "first-pw")
+        await alice.change_password("first-pw", "second-pw")
+        await alice.close()
+
+        async def logs_in_on_b(password: str) -> bool:
+            client = await Client.connect(*cluster["b"].address)
+            try:
+                await client.login("alice", password)
+                return True
+            except WrongPassword:
+                return False
+            finally:
+                await client.close()
+
+        # The notice travels after the commit: b may need a moment to hear it.
+        await eventually_async(lambda: logs_in_on_b("second-pw"), "b to take the new password")
+        assert not await logs_in_on_b("first-pw")
+
+    run(new_password())
+
+    async def deleted() -> None:
+        bob = await on(cluster, "b", "bob")
+        carol = await on(cluster, "c", "carol")
+        admin = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mailslot",
+                "admin",
+                "--data-dir",
+                str(cluster["a"].process.data_dir),
+                "delete-user",
+                "bob",
+                "--yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert admin.returncode == 0, admin.stderr
+        assert await call_for_event(bob) == Disconnected("the server's operator deleted this user")
+        with pytest.raises(UnknownRecipient):
+            await carol.send("still there?", to=["bob"])
+        await carol.close()
+
+    async def call_for_event(client: Client) -> Event:
+        while True:
+            event = await asyncio.wait_for(client.next_event(), CALL_TIMEOUT)
+            if isinstance(event, Disconnected):
+                return event
+
+    run(deleted())

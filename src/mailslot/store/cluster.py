@@ -155,10 +155,6 @@ class ClusterLink:
         )
         return waiting
 
-    async def release(self, user_id: int) -> None:
-        await self._run(
-            "fetchval", "SELECT pg_advisory_unlock($1::int, $2::int)", self._claim_class, user_id
-        )
 
     async def online(self) -> dict[int, str]:
         """The users other nodes have claimed: user id -> node name."""
@@ -167,15 +163,19 @@ class ClusterLink:
 
     # -- notices -----------------------------------------------------------------------
 
-    async def notify(self, payloads: Sequence[str]) -> None:
-        """Send notices to every node (this one hears them too), in one statement."""
-        if payloads:
-            await self._run(
-                "execute",
-                "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-                self.channel,
-                list(payloads),
-            )
+    async def notify(self, payloads: Sequence[str], released: Sequence[int] = ()) -> None:
+        """Release these users' names, then send notices to every node (this one hears
+        them too): one statement, one round trip. The names are free at once; the
+        notices are delivered when the statement commits, after that."""
+        await self._run(
+            "execute",
+            "SELECT (SELECT count(pg_advisory_unlock($1::int, u)) FROM unnest($2::int[]) u),"
+            " (SELECT count(*) FROM unnest($4::text[]) p WHERE pg_notify($3, p) IS NULL)",
+            self._claim_class,
+            list(released),
+            self.channel,
+            list(payloads),
+        )
 
     # -- reads of the shared user log and queues ---------------------------------------
 
@@ -194,9 +194,6 @@ class ClusterLink:
             user_id,
         )
         return [UserRecord(*row) for row in rows]
-
-    async def user_ids(self) -> set[int]:
-        return {row[0] for row in await self._run("fetch", "SELECT id FROM users")}
 
     async def waiting_counts(self) -> dict[int, int]:
         rows = await self._run("fetch", "SELECT user_id, count(*) FROM queue GROUP BY user_id")

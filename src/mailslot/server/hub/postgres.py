@@ -73,6 +73,7 @@ class PostgresHub(LocalHub):
         self._emptied: Counter[int] = Counter()
         self._announce_scheduled = False
         self._outbox: list[str] = []
+        self._released: list[int] = []  # claims to give up, with the next notices
         self._sender: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watcher: asyncio.Task[None] | None = None
@@ -104,14 +105,11 @@ class PostgresHub(LocalHub):
     # -- names ---------------------------------------------------------------------
 
     async def find(self, key: str) -> UserState | None:
+        known = self.directory.by_key.get(key)
+        if known is not None:  # kept up to date by "new", "pw" and "del" notices
+            return known
         record = await self.link.user(key)
-        state = self.directory.by_key.get(key)
-        if record is None:
-            return None
-        if state is None:
-            return self._learn(record)
-        state.record = record  # its password may have been set on another node
-        return state
+        return None if record is None else self._learn(record)
 
     async def catch_up(self) -> bool:
         # Users commit in id order (PostgresStore.create_user), so everything up to the
@@ -136,6 +134,10 @@ class PostgresHub(LocalHub):
         super().user_deleted(state)
         self._tell({"k": "del", "u": state.record.id})
 
+    def password_set(self, state: UserState, password_hash: str) -> None:
+        super().password_set(state, password_hash)
+        self._tell({"k": "pw", "u": state.record.id})
+
     # -- claims and presence ------------------------------------------------------------
 
     async def claim(self, state: UserState, listener: Listener) -> bool:
@@ -154,14 +156,8 @@ class PostgresHub(LocalHub):
         claimed = state.session is listener
         super().logged_out(state, listener)
         if claimed:
-            self._spawn(self._release(state.record.id))
-
-    async def _release(self, user_id: int) -> None:
-        try:
-            await self.link.release(user_id)
-        except StoreError:
-            return  # the connection went, and the claim with it
-        self._tell({"k": "off", "u": user_id, "n": self.node})
+            self._released.append(state.record.id)
+            self._tell({"k": "off", "u": state.record.id, "n": self.node})
 
     # -- mail ------------------------------------------------------------------------------
 
@@ -207,10 +203,14 @@ class PostgresHub(LocalHub):
     async def _send(self) -> None:
         while self._outbox:
             batch, self._outbox = self._outbox, []
+            released, self._released = self._released, []
             try:
-                await self.link.notify(batch)
+                await self.link.notify(batch, released)
             except StoreError:
-                self._outbox.clear()  # the others read the whole picture again on reconnect
+                # The claims went with the connection; the other nodes read the whole
+                # picture again when they notice.
+                self._outbox.clear()
+                self._released.clear()
                 return
 
     # -- notices in ----------------------------------------------------------------------------
@@ -251,11 +251,26 @@ class PostgresHub(LocalHub):
 
     def _heard_del(self, notice: dict[str, Any]) -> None:
         state = self.directory.by_id.get(int(notice["u"]))
-        if state is None:
-            return
+        if state is not None:
+            self._forget(state)
+
+    def _forget(self, state: UserState) -> None:
+        """A user deleted on another node: gone here too."""
         LocalHub.user_deleted(self, state)
         if state.session is not None:
             state.session.close(CloseReason.ACCOUNT_DELETED)
+
+    def _heard_pw(self, notice: dict[str, Any]) -> None:
+        state = self.directory.by_id.get(int(notice["u"]))
+        if state is not None:
+            self._spawn(self._reread(state))
+
+    async def _reread(self, state: UserState) -> None:
+        """The user's record again, with the password hash another node just set."""
+        with contextlib.suppress(StoreError):  # read again on reconnect (_resync)
+            record = await self.link.user(state.record.key)
+            if record is not None:
+                state.record = record
 
     def _heard_mail(self, notice: dict[str, Any]) -> None:
         for user_id, count in _pairs(notice["c"]):
@@ -336,7 +351,7 @@ class PostgresHub(LocalHub):
                     await self._read_presence()
                     continue
                 await self.link.open()
-                await self._resync()
+                await self._resync(reconnected=True)
                 log.warning("the cluster's database connection is back")
                 backoff = FIRST_BACKOFF
             except StoreError as error:
@@ -347,13 +362,30 @@ class PostgresHub(LocalHub):
                 backoff = min(MAX_BACKOFF, 2 * backoff)
                 self._reconnect.set()
 
-    async def _resync(self) -> None:
-        """Read the whole picture: users, queue sizes, who is online elsewhere."""
-        await self.catch_up()
+    async def _resync(self, *, reconnected: bool = False) -> None:
+        """Read the whole picture: users, queue sizes, who is online elsewhere. After a
+        reconnect every user again: the notices sent meanwhile (new passwords, deleted
+        users) were missed."""
+        if reconnected:
+            await self._reread_users()
+        else:
+            await self.catch_up()
         counts = await self.link.waiting_counts()
         for state in self.directory.by_key.values():
             state.waiting = counts.get(state.record.id, 0)
         await self._read_presence(resync=True)
+
+    async def _reread_users(self) -> None:
+        records = await self.link.users_after(0)
+        present = set()
+        for record in records:
+            self._learn(record).record = record
+            present.add(record.id)
+        if records:
+            self._cursor = max(self._cursor, records[-1].id)
+        for state in list(self.directory.by_key.values()):
+            if state.record.id not in present:
+                self._forget(state)
 
     async def _read_presence(self, resync: bool = False) -> None:
         started = time.monotonic()
@@ -390,6 +422,7 @@ _HANDLERS = {
     "off": PostgresHub._heard_off,
     "new": PostgresHub._heard_new,
     "del": PostgresHub._heard_del,
+    "pw": PostgresHub._heard_pw,
     "mail": PostgresHub._heard_mail,
     "ack": PostgresHub._heard_ack,
     "fail": PostgresHub._heard_fail,
