@@ -326,7 +326,8 @@ class Dashboard:
         address = snap.address if snap else self.server.server.address
         tls = snap.tls if snap else cfg.tls_cert is not None
         auth = snap.auth if snap else cfg.auth
-        self.address_label.configure(text=f"Listening on {address}")
+        node = f"  ·  node {snap.node}" if snap is not None and snap.node else ""
+        self.address_label.configure(text=f"Listening on {address}{node}")
         self._mode_text = (
             f"TLS {'on' if tls else 'off'}  ·  "
             f"auth: {'passwords' if auth == 'password' else 'open (names only)'}"
@@ -374,7 +375,9 @@ class Dashboard:
     @staticmethod
     def row_values(row: UserRow) -> tuple[str, str, str, str]:
         if row.online:
-            since = f"online since {_local(row.connected_since)}"
+            since = "online"
+            if row.connected_since is not None:
+                since += f" since {_local(row.connected_since)}"
             if row.node is not None:
                 since += f" on node {row.node}"
         elif row.last_seen is not None:

@@ -45,6 +45,7 @@ class UserRow:
 @dataclass(frozen=True, slots=True)
 class ServerSnapshot:
     address: str
+    node: str | None  # this node's name in cluster mode
     tls: bool
     auth: str
     started_at: datetime
@@ -246,6 +247,7 @@ class MailslotServer:
         ]
         return ServerSnapshot(
             address=self.address,
+            node=here,
             tls=bool(self.config.tls_cert),
             auth=self.config.auth,
             started_at=self.started_at,

@@ -38,6 +38,7 @@ from mailslot.protocol import (
     OfflineEvent,
     OnlineEvent,
     encode,
+    now_micros,
 )
 from mailslot.server.directory import UserState
 from mailslot.server.events import EventFeed
@@ -150,7 +151,7 @@ class PostgresHub(LocalHub):
     def logged_in(self, state: UserState, listener: Listener, created: bool) -> None:
         state.node = None  # here now, whatever a notice said before
         super().logged_in(state, listener, created)
-        self._tell({"k": "on", "u": state.record.id, "n": self.node})
+        self._tell({"k": "on", "u": state.record.id, "n": self.node, "t": now_micros()})
 
     def logged_out(self, state: UserState, listener: Listener) -> None:
         claimed = state.session is listener
@@ -228,12 +229,13 @@ class PostgresHub(LocalHub):
 
     def _heard_on(self, notice: dict[str, Any]) -> None:
         user_id, node = int(notice["u"]), str(notice["n"])
+        since = datetime.fromtimestamp(int(notice["t"]) / 1e6, UTC)
         self._touched[user_id] = time.monotonic()
         state = self.directory.by_id.get(user_id)
         if state is None:
-            self._spawn(self._learn_then(lambda: self._went_online(user_id, node)))
+            self._spawn(self._learn_then(lambda: self._went_online(user_id, node, since)))
         else:
-            self._went_online(user_id, node)
+            self._went_online(user_id, node, since)
 
     def _heard_off(self, notice: dict[str, Any]) -> None:
         user_id = int(notice["u"])
@@ -303,13 +305,14 @@ class PostgresHub(LocalHub):
             self.events.publish("user_created", user=state.name)
             self.broadcast(encode(NewUserEvent(user=state.name)))
 
-    def _went_online(self, user_id: int, node: str) -> None:
+    def _went_online(self, user_id: int, node: str, since: datetime | None = None) -> None:
+        """`since`: when the login was, if a notice said (pg_locks does not)."""
         state = self.directory.by_id.get(user_id)
         if state is None or state.session is not None or state.node == node:
             return
         was_online = state.node is not None
         state.node = node
-        state.connected_since = datetime.now(UTC)
+        state.connected_since = since
         if not was_online:
             self.events.publish("login", user=state.name, peer=f"node {node}")
             self.broadcast(encode(OnlineEvent(user=state.name)))
