@@ -308,7 +308,10 @@ class PostgresHub(LocalHub):
     def _went_online(self, user_id: int, node: str, since: datetime | None = None) -> None:
         """`since`: when the login was, if a notice said (pg_locks does not)."""
         state = self.directory.by_id.get(user_id)
-        if state is None or state.session is not None or state.node == node:
+        if state is None or state.session is not None:
+            return
+        if state.node == node:  # seen in pg_locks before its notice came
+            state.connected_since = state.connected_since or since
             return
         was_online = state.node is not None
         state.node = node
