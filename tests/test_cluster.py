@@ -25,6 +25,7 @@ from mailslot.client import (
     Event,
     LoginResult,
     MailWaiting,
+    RateLimited,
     UnknownRecipient,
     UsernameInUse,
     UserNew,
@@ -570,3 +571,30 @@ def test_a_password_changed_or_a_user_deleted_on_one_node_holds_on_every_node(
                 return event
 
     run(deleted())
+
+
+def test_a_password_guesser_gains_nothing_by_spreading_over_nodes(cluster: Cluster) -> None:
+    """Five wrong passwords for one name from one address, spread over the three nodes,
+    throttle that name on every node: the sixth try is refused even with the right
+    password, on a node that saw only one of the five."""
+
+    async def scenario() -> None:
+        alice = await on(cluster, "a", "alice")
+        await alice.change_password("", "the-right-one")
+        await alice.close()
+
+        async def attempt(letter: str, password: str) -> None:
+            client = await Client.connect(*cluster[letter].address)
+            try:
+                await client.login("alice", password)
+            finally:
+                await client.close()
+
+        for letter in "aabbc":
+            with pytest.raises(WrongPassword):
+                await attempt(letter, "a-guess")
+        await asyncio.sleep(0.5)  # the notices of the last failures travel after them
+        with pytest.raises(RateLimited):
+            await attempt("c", "the-right-one")
+
+    run(scenario())
