@@ -38,24 +38,31 @@ LOOP_RULES: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "store hand-off: job, future, queue.put",
-        ("SQLiteStore._submit", "SQLiteStore.enqueue", "_Pending.__init__"),
+        ("SQLiteStore._submit", "SQLiteStore.enqueue", "SQLiteStore._call"),
     ),
-    (
-        "read: stream buffer, task wake-up",
-        ("StreamReader.", "StreamReaderProtocol.", "Task.__step", "Task.__wakeup"),
-    ),
+    ("read: task wake-up (login, passwd)", ("Task.__step", "Task.__wakeup")),
     ("decode: split lines, parse JSON", ("LineSplitter.feed", "decode_request")),
     ("reply: format the acknowledgement", ("stored", "format_time", "encode", "error_frame")),
     (
         "dispatch: validate, route",
         ("Session._take_send", "Session._prepare_send", "Session._admit", "recipients"),
     ),
-    ("reply: join and write", ("Session._flush", "Session.write", "StreamWriter.write")),
+    (
+        "reply: order and write",
+        ("Session._write_due", "Session._slot", "Session.write", "TCPConnection.write"),
+    ),
 ]
 LOOP_GENERAL: list[tuple[str, tuple[str, ...]]] = [
-    ("dispatch: session loop", ("Session._answer", "Session.run", "Session._store_sends")),
+    (
+        "dispatch: session core",
+        ("Session.receive", "Session._take", "Session._advance", "Session._store_sends"),
+    ),
+    ("read: transport callback", ("TCPConnection.data_received",)),
     # a callback in C at the top of the stack: resuming a task, running future callbacks
     ("event loop: run callbacks, resume tasks", ("BaseEventLoop.", "Handle._run", "_run_once")),
+    # uvloop's loop and transports are C: py-spy sees only the frame that started them,
+    # so waiting in epoll and the C transports' own work fall here together
+    ("event loop in C (uvloop): epoll wait or transport work", ("Runner.run",)),
 ]
 WRITER_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("commit: COMMIT (WAL write + fsync)", ("line:COMMIT",)),
