@@ -51,7 +51,6 @@ class TCPConnection(asyncio.Protocol):
                 transport.write(refusal)
             transport.close()
             return
-        _keep_alive(transport)
         if self._tls is None:
             self._open(transport, peer, source)
         else:
@@ -178,21 +177,22 @@ async def listen(
     handshake_log: RepeatLog,
 ) -> asyncio.Server:
     """The listening socket; each connection gets a TCPConnection."""
-    return await asyncio.get_running_loop().create_server(
+    server = await asyncio.get_running_loop().create_server(
         lambda: TCPConnection(context, tls, handshake_log), host, port, backlog=1024
     )
+    for sock in server.sockets:
+        _keep_alive(sock)
+    return server
 
 
 # A client whose machine or network vanished sends no reset: probe it, so that its
 # session (and in cluster mode its name) is freed in about 60 + 3 * 10 s, not only at
-# the idle timeout.
+# the idle timeout. Set on the listening socket: connections accepted from it inherit
+# the options (Linux), so a connection costs no system call for them.
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 10, 3
 
 
-def _keep_alive(transport: asyncio.Transport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return
+def _keep_alive(sock: socket.socket) -> None:
     with contextlib.suppress(OSError, AttributeError):  # TCP_KEEP* are Linux/BSD names
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
