@@ -96,9 +96,13 @@ class LocalHub:
     def delivered(self, recipients: Sequence[UserState]) -> None:
         self.metrics.enqueued += len(recipients)
         for state in recipients:
-            state.waiting += 1
-            if state.session is not None:
-                state.session.push(encode(MailEvent(waiting=state.waiting)))
+            self.queued(state, 1)
+
+    def queued(self, state: UserState, count: int) -> None:
+        """`count` more messages wait for the user: tell its session, if it is here."""
+        state.waiting += count
+        if state.session is not None:
+            state.session.push(encode(MailEvent(waiting=state.waiting)))
 
     def acknowledged(self, state: UserState, count: int) -> None:
         if not count:

@@ -27,13 +27,12 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from mailslot.protocol import (
     CloseReason,
-    MailEvent,
     NewUserEvent,
     OfflineEvent,
     OnlineEvent,
@@ -258,7 +257,7 @@ class PostgresHub(LocalHub):
 
     def _forget(self, state: UserState) -> None:
         """A user deleted on another node: gone here too."""
-        LocalHub.user_deleted(self, state)
+        self.directory.remove(state)
         if state.session is not None:
             state.session.close(CloseReason.ACCOUNT_DELETED)
 
@@ -277,11 +276,8 @@ class PostgresHub(LocalHub):
     def _heard_mail(self, notice: dict[str, Any]) -> None:
         for user_id, count in _pairs(notice["c"]):
             state = self.directory.by_id.get(user_id)
-            if state is None:
-                continue
-            state.waiting += count
-            if state.session is not None:
-                state.session.push(encode(MailEvent(waiting=state.waiting)))
+            if state is not None:
+                self.queued(state, count)
 
     def _heard_ack(self, notice: dict[str, Any]) -> None:
         for user_id, count in _pairs(notice["c"]):
@@ -292,7 +288,7 @@ class PostgresHub(LocalHub):
     def _heard_fail(self, notice: dict[str, Any]) -> None:
         self.throttles.failed(str(notice["s"]), str(notice["key"]))
 
-    async def _learn_then(self, then: Any) -> None:
+    async def _learn_then(self, then: Callable[[], None]) -> None:
         try:
             await self.catch_up()
         except StoreError:
@@ -412,7 +408,7 @@ class PostgresHub(LocalHub):
         cutoff = started - 60
         self._touched = {k: at for k, at in self._touched.items() if at > cutoff}
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
