@@ -26,6 +26,7 @@ import asyncpg
 
 from mailslot.store import redact
 from mailslot.store.base import StoreUnavailable, UserRecord
+from mailslot.store.postgres import CONNECTION_FAILURES, close_connection
 
 log = logging.getLogger("mailslot.store")
 
@@ -82,7 +83,7 @@ class ClusterLink:
                 command_timeout=COMMAND_TIMEOUT,
                 server_settings={"application_name": application_name(self.node), **KEEPALIVE},
             )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except CONNECTION_FAILURES as error:
             raise StoreUnavailable(
                 f"cannot reach the database {redact(self.dsn)} for the cluster: {error}"
             ) from None
@@ -92,7 +93,7 @@ class ClusterLink:
             self._claim_class = tag & 0x7FFFFFFF
             self.channel = f"mailslot_{tag:08x}"
             await db.add_listener(self.channel, self._heard)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except CONNECTION_FAILURES as error:
             db.terminate()
             raise StoreUnavailable(f"cannot listen for the cluster's notices: {error}") from None
         db.add_termination_listener(self._terminated)
@@ -103,10 +104,7 @@ class ClusterLink:
         if db is None:
             return
         db.remove_termination_listener(self._terminated)
-        try:
-            await db.close(timeout=COMMAND_TIMEOUT)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            db.terminate()
+        await close_connection(db, COMMAND_TIMEOUT)
 
     def _heard(self, db: object, pid: int, channel: str, payload: object) -> None:
         self._on_notice(str(payload))

@@ -74,6 +74,9 @@ NODES_LOCK_KEY = "hashtext('mailslot nodes ' || coalesce(current_schema(), ''))"
 # Taken by each transaction that stores a new user (see create_user).
 USERS_LOCK_KEY = "hashtext('mailslot users ' || coalesce(current_schema(), ''))"
 
+# What talking to PostgreSQL can raise when it, or the way to it, fails.
+CONNECTION_FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
 T = TypeVar("T")
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 _Run = Callable[[Connection], Awaitable[Any]]
@@ -159,10 +162,7 @@ class PostgresStore:
         await self._writer
         self._writer = None
         if self._connection is not None:
-            try:
-                await self._connection.close(timeout=self.connect_timeout)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-                self._connection.terminate()
+            await close_connection(self._connection, self.connect_timeout)
             self._connection = None
 
     # -- the interface -----------------------------------------------------
@@ -380,7 +380,6 @@ class PostgresStore:
     # -- the connection ----------------------------------------------------------
 
     async def _connect(self) -> Connection:
-        failures = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
         try:
             connection: Connection = await asyncpg.connect(
                 self.dsn,
@@ -388,7 +387,7 @@ class PostgresStore:
                 command_timeout=self.command_timeout,
                 server_settings=self.server_settings,
             )
-        except failures as error:
+        except CONNECTION_FAILURES as error:
             raise _open_failure(self.dsn, error) from error
         try:
             # Every store holds this lock shared while connected; `mailslot migrate`
@@ -396,7 +395,7 @@ class PostgresStore:
             in_use = not await connection.fetchval(
                 f"SELECT pg_try_advisory_lock_shared({NODES_LOCK_KEY})"
             )
-        except failures as error:
+        except CONNECTION_FAILURES as error:
             connection.terminate()
             raise _open_failure(self.dsn, error) from error
         if in_use:
@@ -758,12 +757,20 @@ def _classify(error: BaseException) -> StoreError:
     return StoreError("the database refused this operation")
 
 
+async def close_connection(db: Connection, timeout: float) -> None:
+    """Close politely, or drop the connection where that fails or takes too long."""
+    try:
+        await db.close(timeout=timeout)
+    except CONNECTION_FAILURES:
+        db.terminate()
+
+
 async def _rollback(db: Connection) -> None:
     if db.is_closed():
         return
     try:
         await db.execute("ROLLBACK")
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except CONNECTION_FAILURES:
         db.terminate()  # a connection in an unknown state: the next batch gets a new one
 
 
