@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
@@ -112,3 +113,45 @@ def test_free_space_is_looked_at_by_bytes_written_not_per_commit(
             assert len(looks) <= 2 + seconds  # the first, and one a second
 
         run(scenario())
+
+
+def test_one_user_sending_one_after_another_never_waits_for_company(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "m.sqlite3")
+        await store.open()
+        bob = await store.create_user("bob", "bob", None, 0)
+        commits = store.commits
+        for number in range(100):
+            await store.enqueue([NewMessage("alice", [bob.id], f"{number}", number)])
+        assert store.commits - commits == 100
+        assert store.delayed_commits == 0
+        await store.close()
+
+    run(scenario())
+
+
+def test_lone_sends_of_several_busy_users_share_commits(tmp_path: Path) -> None:
+    """Four users each sending one message after another, as four interactive clients
+    under load: small batches wait COMMIT_DELAY for company (the commit delay); every
+    send still gets its own id, in each sender's order."""
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "m.sqlite3")
+        await store.open()
+        bob = await store.create_user("bob", "bob", None, 0)
+
+        async def sender(name: str) -> list[int]:
+            ids: list[int] = []
+            for number in range(100):
+                ids += await store.enqueue([NewMessage(name, [bob.id], f"{number}", number)])
+            return ids
+
+        sent = await asyncio.gather(*(sender(f"s{n}") for n in range(4)))
+        assert all(ids == sorted(ids) for ids in sent)
+        assert len({i for ids in sent for i in ids}) == 400
+        assert store.delayed_commits > 0  # 0 with COMMIT_DELAY = 0
+        batch = await store.fetch(bob.id, 1000)
+        assert len(batch.messages) == 400
+        await store.close()
+
+    run(scenario())

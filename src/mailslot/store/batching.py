@@ -37,6 +37,7 @@ class Call(Generic[R]):
     user_id: int | None = None
     rows: int = 1
     grows: bool = False
+    writes: bool = True
 
 
 @dataclass(slots=True)
@@ -47,6 +48,7 @@ class Enqueue:
     future: asyncio.Future[Any]
     rows: int = 0
     grows: bool = True
+    writes: bool = True
 
 
 # (the future, whether it succeeded, its result or the exception to raise)
@@ -60,9 +62,25 @@ class FairBatches(Generic[R]):
         self.names: dict[int, str] = {}  # user id -> name, so all of a user's jobs share an owner
         self._waiting: OrderedDict[Owner, deque[Call[R] | Enqueue]] = OrderedDict()
         self._passed_over: Call[R] | Enqueue | None = None  # a big job that let small ones go
+        self.last_owners = 0  # how many owners the last batch served
 
     def __bool__(self) -> bool:
         return bool(self._waiting)
+
+    def owners(self) -> int:
+        """How many owners have jobs waiting."""
+        return len(self._waiting)
+
+    def few_writes(self, rows: int) -> bool:
+        """Whether the waiting jobs write something, but fewer than `rows` queue rows."""
+        writes = False
+        for jobs in self._waiting.values():
+            for job in jobs:
+                rows -= job.rows
+                if rows <= 0:
+                    return False
+                writes = writes or job.writes
+        return writes
 
     def add(self, job: Call[R] | Enqueue) -> None:
         if isinstance(job, Enqueue):
@@ -95,10 +113,12 @@ class FairBatches(Generic[R]):
         head_jobs = waiting[next(iter(waiting))]
         if head_jobs[0] is self._passed_over:
             self._passed_over = None
+            self.last_owners = 1
             return [self._take(next(iter(waiting)))]
         batch: list[Call[R] | Enqueue] = []
         rows = 0
         candidates = list(waiting)
+        self.last_owners = len(candidates)
         while candidates and len(batch) < MAX_JOBS_PER_COMMIT:
             next_round = []
             for owner in candidates:
@@ -113,6 +133,7 @@ class FairBatches(Generic[R]):
                     break
             candidates = next_round
         if not batch:  # only big jobs wait
+            self.last_owners = 1
             return [self._take(next(iter(waiting)))]
         if waiting:
             head_job = waiting[next(iter(waiting))][0]
