@@ -155,3 +155,38 @@ def test_lone_sends_of_several_busy_users_share_commits(tmp_path: Path) -> None:
         await store.close()
 
     run(scenario())
+
+
+def test_message_ids_never_repeat_after_a_rolled_back_batch_and_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Ids are reserved a block at a time. A batch that reserved a block and was rolled
+    back (a job in it failed) gives the block up: after a restart, a new message's id is
+    still above every id handed out before."""
+    path = tmp_path / "m.sqlite3"
+
+    async def scenario() -> list[int]:
+        store = SQLiteStore(path)
+        await store.open()
+        bob = await store.create_user("bob", "bob", None, 0)
+        held = await SQLiteBackend(path).hold(store)
+        sent = store.enqueue([NewMessage("a", [bob.id], "first", 1)])
+        failing = store.fetch(bob.id, 10, after=2**63)  # overflows: the batch rolls back
+        await held.release()
+        ids = list(await sent)
+        with pytest.raises(StoreError):
+            await failing
+        ids += await store.enqueue([NewMessage("a", [bob.id], "second", 2)])
+        await store.close()
+        return ids
+
+    async def after_restart() -> int:
+        store = SQLiteStore(path)
+        await store.open()
+        (message_id,) = await store.enqueue([NewMessage("a", [1], "third", 3)])
+        await store.close()
+        return message_id
+
+    before = run(scenario())
+    assert before == sorted(before)
+    assert run(after_restart()) > max(before)

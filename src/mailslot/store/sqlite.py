@@ -80,6 +80,7 @@ MIN_FREE_SPACE_FLOOR = 256 * 1024
 RESERVE_WHEN_FREE_BELOW = 16  # times the reserve's size (8 times the default floor)
 FREE_SPACE_LOOK_BYTES = 8 * 1024 * 1024  # written (pages that may be dirtied) between statvfs
 FREE_SPACE_LOOK_INTERVAL = 1.0  # seconds: other programs write to the disk too
+ID_BLOCK = 1024  # message ids reserved with one write of the counter
 COMMIT_DELAY = 0.001  # seconds a small batch waits for company while writers are busy
 COMMIT_DELAY_WHEN_BUSY = 0.002  # ... that is, when the last commit ended this recently
 COMMIT_DELAY_ROWS = 16  # ... and the batch writes fewer queue rows than this
@@ -181,6 +182,7 @@ class SQLiteStore:
         self._reserve_bytes = 0
         self._reserve_released = True
         self._committed_at = -math.inf  # monotonic seconds
+        self._message_ids = _MessageIds()
         self.commits = 0  # for tests and metrics: how many transactions reached disk
         self.delayed_commits = 0  # of which waited COMMIT_DELAY for company
         # A number made when the database was created, kept by copies and backups: the
@@ -538,8 +540,10 @@ class SQLiteStore:
             return outcomes
         except _JobFailed:
             db.execute("ROLLBACK")
+            self._message_ids.forget()
             raise
         except Exception as error:  # the thread must outlive any bad batch
+            self._message_ids.forget()
             if db.in_transaction:
                 db.execute("ROLLBACK")
             failure = _classify(error)
@@ -557,11 +561,11 @@ class SQLiteStore:
                     sends.append(job)
                     continue
                 if sends:
-                    outcomes += _write_sends(db, sends)
+                    outcomes += _write_sends(db, self._message_ids, sends)
                     sends = []
                 outcomes.append((job.future, True, job.run(db)))
             if sends:
-                outcomes += _write_sends(db, sends)
+                outcomes += _write_sends(db, self._message_ids, sends)
         except Exception as error:
             if _is_environmental(error):
                 raise  # would fail job by job too
@@ -571,7 +575,10 @@ class SQLiteStore:
     def _run_alone(self, db: sqlite3.Connection, job: _Job) -> Outcome:
         db.execute("SAVEPOINT job")
         try:
-            result = _write_sends(db, [job])[0][2] if isinstance(job, Enqueue) else job.run(db)
+            if isinstance(job, Enqueue):
+                result = _write_sends(db, self._message_ids, [job])[0][2]
+            else:
+                result = job.run(db)
         except Exception as error:
             failure = _classify(error)
             level = logging.ERROR if isinstance(failure, StoreUnavailable) else logging.WARNING
@@ -580,6 +587,7 @@ class SQLiteStore:
                 raise _JobFailed(job, (job.future, False, failure)) from error
             db.execute("ROLLBACK TO job")
             db.execute("RELEASE job")
+            self._message_ids.forget()
             return job.future, False, failure
         db.execute("RELEASE job")
         return job.future, True, result
@@ -673,16 +681,40 @@ class SQLiteStore:
         return stat.f_bavail * stat.f_frsize
 
 
-def _write_sends(db: sqlite3.Connection, sends: list[Enqueue]) -> list[Outcome]:
+class _MessageIds:
+    """Message ids taken from the counter ID_BLOCK at a time, so that the counter's page
+    is written once per block and not in every commit. A block is reserved in the
+    transaction that first needs it; when a transaction or savepoint is rolled back,
+    what is left of the block is given up: ids may skip, they never repeat."""
+
+    def __init__(self) -> None:
+        self._next = 1
+        self._last = 0  # the last id reserved; nothing is until the first send
+
+    def take(self, db: sqlite3.Connection, count: int) -> range:
+        if self._last - self._next + 1 < count:
+            size = max(ID_BLOCK, count)
+            (last,) = db.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'last_message_id'"
+                " RETURNING value",
+                (size,),
+            ).fetchone()
+            self._next, self._last = last - size + 1, last
+        ids = range(self._next, self._next + count)
+        self._next += count
+        return ids
+
+    def forget(self) -> None:
+        """A rollback may have undone the reservation: reserve again before the next id."""
+        self._last = self._next - 1
+
+
+def _write_sends(
+    db: sqlite3.Connection, message_ids: _MessageIds, sends: list[Enqueue]
+) -> list[Outcome]:
     """Store consecutive sends with a few executemany calls; their message ids."""
     messages = [message for send in sends for message in send.messages]
-    last_id = 0
-    if messages:  # one statement, not a read and a write: a lone send runs four in all
-        (last_id,) = db.execute(
-            "UPDATE counters SET value = value + ? WHERE name = 'last_message_id' RETURNING value",
-            (len(messages),),
-        ).fetchone()
-    ids = range(last_id - len(messages) + 1, last_id + 1)
+    ids = message_ids.take(db, len(messages)) if messages else range(0)
     alone = [
         (m.recipient_ids[0], message_id, m.sender, m.at, m.text)
         for message_id, m in zip(ids, messages, strict=True)
