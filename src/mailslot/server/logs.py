@@ -70,6 +70,7 @@ def setup_logging(level: str, log_format: str, stream: TextIO | None = None) -> 
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    logging._srcfile = None  # no stack walk for the source line (HOWTO, "Optimization")
 
 
 def set_level(level: str) -> None:

@@ -3,6 +3,7 @@ and log lines summarised per source so that an attack cannot flood the log."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import time
@@ -10,6 +11,7 @@ from collections import Counter, deque
 from collections.abc import Hashable
 
 
+@functools.lru_cache(maxsize=4096)  # parsed once per address, not once per connection
 def source_of(host: str) -> str:
     """The address a throttle counts by: the IPv4 address, or the /64 an IPv6 host sits in
     (one machine is handed a whole /64, so counting single v6 addresses counts nothing)."""
