@@ -81,10 +81,7 @@ class Store(Protocol):
       the same database stored the key first.
     - One user's operations (its sends, checks and acks) take effect in the order
       they were handed over; operations of different users may be reordered for
-      fairness, so that one user's burst does not hold up the others. A fetch sees
-      every operation of its user handed over before it, and what others' operations
-      have committed by the time it runs (a send from another user still on its way
-      may or may not be in it).
+      fairness, so that one user's burst does not hold up the others.
     """
 
     async def open(self) -> None: ...

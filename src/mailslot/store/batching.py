@@ -38,7 +38,6 @@ class Call(Generic[R]):
     rows: int = 1
     grows: bool = False
     writes: bool = True
-    owner: Owner | None = None  # see FairBatches.owner_of
 
 
 @dataclass(slots=True)
@@ -50,7 +49,6 @@ class Enqueue:
     rows: int = 0
     grows: bool = True
     writes: bool = True
-    owner: Owner | None = None
 
 
 # (the future, whether it succeeded, its result or the exception to raise)
@@ -84,22 +82,14 @@ class FairBatches(Generic[R]):
                 writes = writes or job.writes
         return writes
 
-    def owner_of(self, job: Call[R] | Enqueue) -> Owner:
-        """Whose job it is: the sender's name for sends, the user's name (or id, if not
-        known by name) for the rest, or no one's."""
-        if job.owner is None:
-            if isinstance(job, Enqueue):
-                job.owner = job.messages[0].sender if job.messages else _SHARED
-            elif job.user_id is None:
-                job.owner = _SHARED
-            else:
-                job.owner = self.names.get(job.user_id, job.user_id)
-        return job.owner
-
     def add(self, job: Call[R] | Enqueue) -> None:
         if isinstance(job, Enqueue):
             job.rows = sum(len(message.recipient_ids) for message in job.messages)
-        owner = self.owner_of(job)
+            owner: Owner = job.messages[0].sender if job.messages else _SHARED
+        elif job.user_id is None:
+            owner = _SHARED
+        else:
+            owner = self.names.get(job.user_id, job.user_id)
         jobs = self._waiting.get(owner)
         if jobs is None:
             self._waiting[owner] = deque([job])

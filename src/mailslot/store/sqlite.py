@@ -51,7 +51,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,21 +67,12 @@ from mailslot.store.base import (
     StoreUnavailable,
     UserRecord,
 )
-from mailslot.store.batching import (
-    Call,
-    Enqueue,
-    FairBatches,
-    Outcome,
-    Owner,
-    resolve,
-    send_outcomes,
-)
+from mailslot.store.batching import Call, Enqueue, FairBatches, Outcome, resolve, send_outcomes
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 CACHE_KIB = 64 * 1024
-READER_CACHE_KIB = 16 * 1024
 CHECKPOINT_PAGES = 16_384  # 64 MiB of WAL at the default page size
 WAL_TRUNCATE_INTERVAL = 0.5  # seconds: near the free-space floor, give back WAL space this often
 MAX_FREE_SPACE_FLOOR = 2 * CHECKPOINT_PAGES * 4096
@@ -178,11 +169,7 @@ class SQLiteStore:
         self._open_error: StoreError | None = None
         # Outcomes of committed batches, for the loop: one wake-up of the loop resolves
         # every batch committed until it runs.
-        self._done: deque[tuple[list[Outcome], list[Owner | None]]] = deque()
-        # For the loop: how many jobs of each owner the database thread has not handed
-        # back yet. A user with none may read on the loop's own connection (fetch).
-        self._in_writer: Counter[Owner | None] = Counter()
-        self._reader: sqlite3.Connection | None = None
+        self._done: deque[list[Outcome]] = deque()
         self._handing_back = False
         self._wal_truncated_at = -math.inf
         self._free_at_look = 0  # bytes free at the last statvfs
@@ -216,9 +203,6 @@ class SQLiteStore:
     async def close(self) -> None:
         if self._thread is None:
             return
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.close()
         self._jobs.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         self._thread = None
@@ -290,17 +274,7 @@ class SQLiteStore:
             messages = [StoredMessage(*row) for row in rows[:limit]]
             return Batch(messages, more=len(rows) > limit)
 
-        job: _Job = Call(select, asyncio.get_running_loop().create_future(), user_id, writes=False)
-        if self._reader is not None and not self._in_writer[self._waiting.owner_of(job)]:
-            # Nothing of this user's is with the writer: what it did is committed, and
-            # a read needs no commit. Read here, with no trip to the database thread.
-            try:
-                job.future.set_result(select(self._reader))
-            except Exception as error:
-                job.future.set_exception(_failed_alone(error))
-            return job.future
-        self._submit(job)
-        return job.future
+        return self._call(select, user_id, writes=False)
 
     def ack(self, user_id: int, message_ids: Sequence[int]) -> asyncio.Future[int]:
         def delete(db: sqlite3.Connection) -> int:
@@ -380,7 +354,6 @@ class SQLiteStore:
         if self._thread is None:
             job.future.set_exception(StoreUnavailable("the store is closed"))
         else:
-            self._in_writer[self._waiting.owner_of(job)] += 1
             self._jobs.put(job)
 
     # -- the database thread -------------------------------------------------
@@ -462,7 +435,6 @@ class SQLiteStore:
                 self._check_integrity(db)
             _settle_user_ids(db)
             self.database_id = _database_id(db)
-            self._reader = _reader(self.path)
             if self.free_space_floor is None:
                 self.free_space_floor = default_floor
             self._reserve_bytes = checkpoint_pages * self._page_size
@@ -484,7 +456,6 @@ class SQLiteStore:
 
     def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[Outcome] = []
-        owners = [job.owner for job in batch]
         if any(job.grows for job in batch):
             # What may grow: as many queue rows as there are pages above the floor,
             # since each row may dirty a page of its own (a broadcast's rows do).
@@ -500,7 +471,7 @@ class SQLiteStore:
         if batch:
             outcomes += self._run_jobs(db, batch)
             self._written_since_look += sum(job.rows for job in batch) * self._page_size
-        self._done.append((outcomes, owners))
+        self._done.append(outcomes)
         if not self._handing_back:
             self._handing_back = True
             try:
@@ -513,12 +484,8 @@ class SQLiteStore:
         """On the loop: resolve every batch committed so far. The flag is cleared
         first, so a batch appended meanwhile is resolved now or by a call of its own."""
         self._handing_back = False
-        in_writer = self._in_writer
         while self._done:
-            outcomes, owners = self._done.popleft()
-            for owner in owners:
-                in_writer[owner] -= 1
-            resolve(outcomes)
+            resolve(self._done.popleft())
 
     def _run_jobs(
         self, db: sqlite3.Connection, batch: list[_Job], *, disk_was_full: bool = False
@@ -613,7 +580,9 @@ class SQLiteStore:
             else:
                 result = job.run(db)
         except Exception as error:
-            failure = _failed_alone(error)
+            failure = _classify(error)
+            level = logging.ERROR if isinstance(failure, StoreUnavailable) else logging.WARNING
+            log.log(level, "a store operation failed alone: %s (%s)", failure, error)
             if _result_code(error) in _DAMAGE:
                 raise _JobFailed(job, (job.future, False, failure)) from error
             db.execute("ROLLBACK TO job")
@@ -740,14 +709,6 @@ class _MessageIds:
         self._last = self._next - 1
 
 
-def _reader(path: Path) -> sqlite3.Connection:
-    """A connection for the event loop's reads (fetch); it never writes."""
-    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    reader.execute("PRAGMA query_only = ON")
-    reader.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
-    return reader
-
-
 def _write_sends(
     db: sqlite3.Connection, message_ids: _MessageIds, sends: list[Enqueue]
 ) -> list[Outcome]:
@@ -849,14 +810,6 @@ def _open_failure(path: Path, error: Exception) -> StoreError:
     if isinstance(error, OSError):
         return StoreUnavailable(f"cannot open the database {path}: {error.strerror}")
     return StoreUnavailable(f"cannot open the database {path}: {error}")
-
-
-def _failed_alone(error: Exception) -> StoreError:
-    """What one operation that failed on its own raises, logged."""
-    failure = _classify(error)
-    level = logging.ERROR if isinstance(failure, StoreUnavailable) else logging.WARNING
-    log.log(level, "a store operation failed alone: %s (%s)", failure, error)
-    return failure
 
 
 def _database_id(db: sqlite3.Connection) -> int:
