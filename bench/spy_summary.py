@@ -71,6 +71,7 @@ WRITER_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("SQL: the send's rows", ("_write_sends", "_run_together", "_run_alone")),
     ("free-space check (statvfs)", ("_room_above_floor", "_free_bytes")),
     ("metrics", ("CommitStats", "Histogram")),
+    ("commit delay: waiting for company", ("line:time.sleep(COMMIT_DELAY)",)),
     ("idle: waiting for jobs", ("line:self._jobs.get()",)),
     ("batching: take and sort jobs", ("_take_new_jobs", "_next_batch", "_take")),
 ]
