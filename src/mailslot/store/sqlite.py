@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import json
 import logging
 import math
@@ -81,7 +80,6 @@ MIN_FREE_SPACE_FLOOR = 256 * 1024
 RESERVE_WHEN_FREE_BELOW = 16  # times the reserve's size (8 times the default floor)
 FREE_SPACE_LOOK_BYTES = 8 * 1024 * 1024  # written (pages that may be dirtied) between statvfs
 FREE_SPACE_LOOK_INTERVAL = 1.0  # seconds: other programs write to the disk too
-MAX_ROWS_PER_INSERT = 512  # 2,560 bound values, under SQLite's limit of 32,766
 ID_BLOCK = 1024  # message ids reserved with one write of the counter
 COMMIT_DELAY = 0.001  # seconds a small batch waits for company while writers are busy
 COMMIT_DELAY_WHEN_BUSY = 0.002  # ... that is, when the last commit ended this recently
@@ -711,29 +709,10 @@ class _MessageIds:
         self._last = self._next - 1
 
 
-def _insert_queue_rows(db: sqlite3.Connection, rows: list[tuple[int, int, str, int, str]]) -> None:
-    """Insert rows a power of two at a time, each lot with one statement: SQLite then
-    gives the GIL up and takes it back once per lot, not once per row (executemany)
-    while the event loop's thread wants it; the statements stay few, and cached."""
-    start = 0
-    while start < len(rows):
-        size = min(MAX_ROWS_PER_INSERT, 1 << (len(rows) - start).bit_length() - 1)
-        lot = rows[start : start + size]
-        db.execute(_insert_queue_sql(size), [value for row in lot for value in row])
-        start += size
-
-
-@functools.lru_cache(maxsize=16)
-def _insert_queue_sql(rows: int) -> str:
-    return "INSERT INTO queue (user_id, message_id, sender, received_at, text) VALUES " + (
-        ", ".join(["(?, ?, ?, ?, ?)"] * rows)
-    )
-
-
 def _write_sends(
     db: sqlite3.Connection, message_ids: _MessageIds, sends: list[Enqueue]
 ) -> list[Outcome]:
-    """Store consecutive sends with a few statements; their message ids."""
+    """Store consecutive sends with a few executemany calls; their message ids."""
     messages = [message for send in sends for message in send.messages]
     ids = message_ids.take(db, len(messages)) if messages else range(0)
     alone = [
@@ -742,7 +721,11 @@ def _write_sends(
         if len(m.recipient_ids) == 1
     ]
     if alone:
-        _insert_queue_rows(db, alone)
+        db.executemany(
+            "INSERT INTO queue (user_id, message_id, sender, received_at, text)"
+            " VALUES (?, ?, ?, ?, ?)",
+            alone,
+        )
     if len(alone) < len(messages):
         shared = [
             (message_id, m)
