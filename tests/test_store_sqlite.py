@@ -190,3 +190,26 @@ def test_message_ids_never_repeat_after_a_rolled_back_batch_and_a_restart(
     before = run(scenario())
     assert before == sorted(before)
     assert run(after_restart()) > max(before)
+
+
+@pytest.mark.parametrize("count", [1, 7, 600])
+def test_texts_come_back_exactly_from_sends_stored_together(tmp_path: Path, count: int) -> None:
+    """Sends stored in one batch come back with their own ids, senders, times and
+    texts, byte for byte (NUL included)."""
+    kinds = ["héllo 🎉 \"q\" \\", "a\x00b", "tab\tnew\nline", "\u2028", "'; DROP TABLE queue;--"]
+
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "m.sqlite3")
+        await store.open()
+        bob = await store.create_user("bob", "bob", None, 0)
+        texts = [f"{kinds[n % len(kinds)]} {n}" for n in range(count)]
+        ids = await store.enqueue(
+            [NewMessage(f"s{n % 3}", [bob.id], text, n) for n, text in enumerate(texts)]
+        )
+        batch = await store.fetch(bob.id, count)
+        assert [(m.id, m.sender, m.received_at, m.text) for m in batch.messages] == [
+            (i, f"s{n % 3}", n, text) for n, (i, text) in enumerate(zip(ids, texts, strict=True))
+        ]
+        await store.close()
+
+    run(scenario())
