@@ -62,7 +62,7 @@ class FairBatches(Generic[R]):
         self.names: dict[int, str] = {}  # user id -> name, so all of a user's jobs share an owner
         self._waiting: OrderedDict[Owner, deque[Call[R] | Enqueue]] = OrderedDict()
         self._passed_over: Call[R] | Enqueue | None = None  # a big job that let small ones go
-        self.last_owners = 0  # how many owners the last batch served
+        self.last_owners = 0  # how many owners had jobs waiting when the last batch was taken
 
     def __bool__(self) -> bool:
         return bool(self._waiting)

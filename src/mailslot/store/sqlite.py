@@ -31,8 +31,8 @@ when the last commit ended within COMMIT_DELAY_WHEN_BUSY and more than one user 
 among the jobs (waiting now, or served by the last batch). Lone sends then share their
 fsync a few at a time: at 5,000 a second from 4 users, server CPU per message fell by
 about half for about 1 ms more p50 and a p99 still under 5 ms (docs/benchmarks.md,
-"Issue 12, second round"). One user sending one message after another never waits, nor does a
-quiet server, nor a batch big enough to pay for its fsync.
+"Issue 12, second round"). One user sending one message after another never waits,
+nor does a quiet server, nor a batch big enough to pay for its fsync.
 
 Cost at open: PRAGMA quick_check reads the whole file; about 0.26 s for a
 130 MiB database holding 1,000,000 queued messages (page cache warm).
