@@ -19,8 +19,7 @@ class UserRecord:
     created_at: int  # microseconds since the epoch, UTC
 
 
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
+class StoredMessage(NamedTuple):  # a tuple: a check makes one per message (a dataclass: 0.8 µs)
     id: int
     sender: str
     received_at: int  # microseconds since the epoch, UTC

@@ -278,18 +278,26 @@ class SQLiteStore:
 
     def ack(self, user_id: int, message_ids: Sequence[int]) -> asyncio.Future[int]:
         def delete(db: sqlite3.Connection) -> int:
+            ids = json.dumps(list(message_ids))
+            # First the rows that hold their text (1-to-1 mail), without RETURNING: it
+            # made the ack of a check's nine messages three times dearer.
             deleted = db.execute(
                 "DELETE FROM queue WHERE user_id = ?"
+                " AND message_id IN (SELECT value FROM json_each(?)) AND text IS NOT NULL",
+                (user_id, ids),
+            ).rowcount
+            if deleted == len(message_ids):
+                return deleted
+            shared = db.execute(
+                "DELETE FROM queue WHERE user_id = ?"
                 " AND message_id IN (SELECT value FROM json_each(?))"
-                # not "text IS NULL": SQLite 3.40 gets that wrong inside RETURNING
-                " RETURNING message_id, typeof(text) = 'null'",
-                (user_id, json.dumps(list(message_ids))),
+                " RETURNING message_id",  # what is left points at a shared text
+                (user_id, ids),
             ).fetchall()
-            shared = [(message_id,) for message_id, is_shared in deleted if is_shared]
             if shared:
                 db.executemany("UPDATE messages SET refs = refs - 1 WHERE id = ?", shared)
                 db.executemany("DELETE FROM messages WHERE id = ? AND refs <= 0", shared)
-            return len(deleted)
+            return deleted + len(shared)
 
         return self._call(delete, user_id, rows=max(1, len(message_ids)))
 
