@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -11,12 +12,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from mailslot.client import Client, ConnectError
-from mailslot.server.logs import JsonFormatter, TextFormatter
+from mailslot.server.logs import JsonFormatter, TextFormatter, TurnHandler, utc_timestamp
 from tests.conftest import ServerProcess, connect, run
 
 UTC_ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
@@ -88,6 +90,92 @@ def test_log_lines_are_utc_iso_8601() -> None:
     assert entry["message"] == "hi x"
     assert entry["level"] == "info"
     assert re.fullmatch(UTC_ISO, entry["time"])
+
+
+def test_log_timestamps_match_isoformat_at_every_edge() -> None:
+    """The timestamp is formatted once per second; the milliseconds still come out as
+    datetime's isoformat gives them, across second boundaries and rounding edges."""
+    record = logging.LogRecord("mailslot.server", logging.INFO, __file__, 1, "hi", (), None)
+    base = 1_764_140_000
+    for created in (
+        base + 0.0,
+        base + 0.0005,
+        base + 0.9994999,
+        base + 0.9999996,  # rounds up to the next second
+        base + 1.25,
+        1_884_243_514.5849996,
+        base - 86_400.001,
+    ):
+        record.created = created
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert utc_timestamp(record) == expected.replace("+00:00", "Z"), created
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_lines_of_one_loop_turn_are_written_together_and_warnings_at_once() -> None:
+    stream = CountingStream()
+    handler = TurnHandler(stream)
+    handler.setFormatter(TextFormatter())
+    log = logging.getLogger("test.turns")
+    log.propagate = False
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+    async def scenario() -> None:
+        before = stream.writes
+        log.info("login %d", 1)
+        log.info("disconnect %d", 1)
+        assert stream.writes == before  # not before the turn ends
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert stream.writes == before + 1
+        log.info("login %d", 2)
+        log.warning("refused %d", 3)  # at once, after the line waiting before it
+        assert stream.writes == before + 2
+        log.info("disconnect %d", 2)
+
+    try:
+        asyncio.run(scenario())  # the last line goes out in the loop's last turns
+        assert stream.writes == 3
+        loop = asyncio.new_event_loop()  # a loop that stops before its turn's end
+        loop.call_soon(log.info, "cut short")
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        loop.close()
+        assert stream.writes == 3
+        log.info("from a thread without a loop")  # at once, after the line waiting
+        assert stream.writes == 4
+        lines = [line.split(" ", 1)[1] for line in stream.getvalue().splitlines()]
+        assert lines == [
+            "INFO test.turns: login 1",
+            "INFO test.turns: disconnect 1",
+            "INFO test.turns: login 2",
+            "WARNING test.turns: refused 3",
+            "INFO test.turns: disconnect 2",
+            "INFO test.turns: cut short",
+            "INFO test.turns: from a thread without a loop",
+        ]
+        loop = asyncio.new_event_loop()
+        loop.call_soon(log.info, "cut short again")
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        loop.close()
+        asyncio.run(scenario())  # a new loop writes what the old one left, then its own
+        assert stream.writes == 7
+        assert stream.getvalue().splitlines()[7].endswith("INFO test.turns: cut short again")
+        handler.flush()  # as logging.shutdown() does at exit
+        assert stream.writes == 7 and stream.getvalue().count("\n") == 13
+    finally:
+        log.removeHandler(handler)
 
 
 def test_json_logs_never_carry_texts_or_passwords(
