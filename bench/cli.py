@@ -36,6 +36,7 @@ QUICK = Params(
 )
 FULL = Params()
 SYSTEMS = ("mailslot", "mosquitto", "nats", "nats-always", "mailslot-pg", "mailslot-pg3")
+FLOORS = ("python-floor", "python-floor-log")  # yardsticks, run only when named
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -65,7 +66,11 @@ def make_system(name: str, workdir: Path, p: Params, args: argparse.Namespace) -
         from bench.sys_nats import NatsJetStream
 
         return NatsJetStream(wd, p, always=name == "nats-always")
-    raise SystemExit(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+    if name in FLOORS:
+        from bench.sys_floor import PythonFloor
+
+        return PythonFloor(wd, p, durable=name == "python-floor-log")
+    raise SystemExit(f"unknown system {name!r}; choose from {', '.join(SYSTEMS + FLOORS)}")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -76,7 +81,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--systems",
         default=",".join(SYSTEMS),
-        help=f"comma-separated subset of {','.join(SYSTEMS)}",
+        help=f"comma-separated subset of {','.join(SYSTEMS)}; also the yardsticks "
+        f"{','.join(FLOORS)} (docs/benchmarks.md, the Python floor)",
     )
     ap.add_argument(
         "--phases",

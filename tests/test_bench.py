@@ -131,6 +131,30 @@ def test_bench_w5_alone_sends_to_users_that_exist(tmp_path: Path) -> None:
     assert proc.returncode == 0
 
 
+@pytest.mark.timeout(180)
+def test_bench_python_floors_serve_the_user_like_workloads(tmp_path: Path) -> None:
+    """The yardsticks of docs/benchmarks.md (bench/floor_server.py, in memory and with its
+    fdatasync'd log) pass the same verification as Mailslot; W3 (broadcasts) is left out."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "bench", "--quick", "--systems", "python-floor,python-floor-log"]
+    cmd += ["--phases", "W1,W2,W3,W5,W6,W6p,W7", "--users", "20", "--messages", "200"]
+    cmd += ["--rate", "200", "--lat-seconds", "0.5", "--lat-senders", "2", "--procs", "2"]
+    cmd += ["--senders", "2", "--w6-users", "40", "--w6-conns", "8", "--w6-messages", "100"]
+    cmd += ["--w6p-messages", "256", "--timeout", "60", "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=160)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    floors = json.loads(out.read_text())["systems"]
+    assert [floor["system"] for floor in floors] == ["python-floor", "python-floor-log"]
+    for floor in floors:
+        assert not floor["errors"], floor["errors"]
+        assert set(floor["verify"]) == {"W1W2", "W6W7"}
+        for name, v in floor["verify"].items():
+            assert v["ok"] and v["delivered"] == v["expected"] > 0, (name, v)
+        assert floor["phases"]["W5"]["messages"] == floor["phases"]["W5"]["sent"] == 100
+        assert "W3-send" not in floor["phases"]
+    assert proc.returncode == 0
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize(
     ("system", "verified", "where"),
