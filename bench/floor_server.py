@@ -9,7 +9,8 @@ holds the queues in dicts. No validation, limits, sessions, hub, logs or store.
 ``--log DIR`` adds the durability Mailslot promises, in its cheapest form: every
 send and every ack is appended to one file by a writer thread, which writes the
 whole group in one ``write`` and one ``fdatasync`` before it answers (group commit,
-as Mailslot's SQLite store). Nothing reads the file back.
+as Mailslot's SQLite store), waiting up to 1 ms for company while commits follow each
+other closely (Mailslot's commit delay). Nothing reads the file back.
 
     python bench/floor_server.py --port 7000 [--log DIR]
 """
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,6 +32,8 @@ import msgspec
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
+COMMIT_DELAY = 0.001  # seconds, as Mailslot's SQLite store ...
+COMMIT_DELAY_WHEN_BUSY = 0.002  # ... when the last commit ended this recently
 WELCOME = b'{"event":"welcome","server":"floor","versions":[1],"auth":"none"}\n'
 
 Message = dict[str, Any]
@@ -54,13 +58,18 @@ class Log:
                 self.wake.notify()
 
     def _write(self) -> None:
+        committed_at = -1.0
         while True:
             with self.wake:
                 while not self.pending:
                     self.wake.wait()
+            if time.monotonic() - committed_at < COMMIT_DELAY_WHEN_BUSY:
+                time.sleep(COMMIT_DELAY)
+            with self.wake:
                 group, self.pending = self.pending, []
             os.write(self.fd, b"".join(record for record, _ in group))
             os.fdatasync(self.fd)
+            committed_at = time.monotonic()
             self.loop.call_soon_threadsafe(_run_all, [done for _, done in group])
 
 
