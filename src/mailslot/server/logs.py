@@ -25,7 +25,7 @@ LEVELS = {
 
 class _Seconds:
     """The text of the second a record was made in, formatted once per second: the
-    datetime round trip was a third of a log line's cost, and a short session writes two."""
+    datetime round trip was a fifth of a log line's cost, and a short session writes two."""
 
     last = (-1, "")  # one tuple, so that threads logging at once never pair them wrongly
 
