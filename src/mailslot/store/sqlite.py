@@ -614,7 +614,7 @@ class SQLiteStore:
             return self._free_at_look - self._written_since_look - self.free_space_floor
         free = self._free_bytes()
         near = free < 2 * self.free_space_floor
-        if near and time.monotonic() - self._wal_truncated_at >= WAL_TRUNCATE_INTERVAL:
+        if near and now - self._wal_truncated_at >= WAL_TRUNCATE_INTERVAL:
             self._truncate_wal(db)
             free = self._free_bytes()
         low = free < self.free_space_floor
