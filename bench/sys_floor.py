@@ -20,7 +20,6 @@ class PythonFloor(Mailslot):
     label = "Python floor: asyncio + uvloop + msgspec, queues in dicts, no store"
     ack_meaning = "received (memory)"
     conn_note = "TCP + `login`"
-    check_note = "`check` on an empty queue"
 
     def __init__(self, workdir: Path, params: Params, durable: bool = False) -> None:
         super().__init__(workdir, params)
